@@ -1,0 +1,20 @@
+"""Test settings: real PostgreSQL and a real Redis broker, never the embedded default."""
+
+from .base import *  # noqa: F403
+from .base import INSTALLED_APPS, env
+
+SECRET_KEY = env("SECRET_KEY", default="test-only-secret-key-not-for-deployment")
+DEBUG = False
+DATABASES = {
+    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/oms"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Worker processes started by the suite connect to the test database directly.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_oms")}
+CELERY_BROKER_URL = env("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# An app of test-only events and handlers, used to prove the outbox itself.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.outbox.probe"]

@@ -1,0 +1,5 @@
+"""The notifications context's subscriptions to other contexts' events."""
+
+from outbox.subscriptions import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

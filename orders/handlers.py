@@ -1,0 +1,5 @@
+"""The orders context's subscriptions to other contexts' events."""
+
+from outbox.subscriptions import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

@@ -1,0 +1,180 @@
+"""Admin for the event log, deliveries and the dead-letter queue.
+
+Events are read-only. Retry and discard call the outbox services and need
+the ``outbox.retry_delivery`` permission, not merely staff status.
+"""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from . import services
+from .models import DeadLetter, Delivery, OutboxEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def pretty_json(value: object) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ("handler", "status", "attempts", "last_error", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "version", "aggregate_type", "aggregate_id", "occurred_at", "delivery_summary")
+    list_filter = ("type", "aggregate_type")
+    search_fields = ("=event_id", "=aggregate_id", "=correlation_id", "type")
+    readonly_fields = (
+        "event_id",
+        "type",
+        "version",
+        "occurred_at",
+        "aggregate_type",
+        "aggregate_id",
+        "correlation_id",
+        "causation_id",
+        "traceparent",
+        "relayed_at",
+        "payload_pretty",
+    )
+    exclude = ("payload",)
+    inlines = [DeliveryInline]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxEvent]:
+        return super().get_queryset(request).prefetch_related("deliveries")
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: OutboxEvent) -> str:
+        return pretty_json(obj.payload)
+
+    @admin.display(description="deliveries")
+    def delivery_summary(self, obj: OutboxEvent) -> str:
+        """ "payments done, inventory done, shipping failed x3"."""
+        return ", ".join(_describe(d) for d in obj.deliveries.all()) or "-"
+
+
+def _describe(delivery: Delivery) -> str:
+    if delivery.status == Delivery.Status.DONE:
+        return f"{delivery.handler} done"
+    if delivery.last_error:
+        return f"{delivery.handler} {delivery.status} (failed x{delivery.attempts})"
+    return f"{delivery.handler} {delivery.status}"
+
+
+class DeadLetterActions:
+    """Retry and discard, shared by the deliveries and dead-letter admins."""
+
+    actions = ["retry", "discard"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("outbox.retry_delivery")
+
+    @admin.action(description="Retry the selected dead deliveries", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = services.dead_letter_retry(deliveries=queryset)
+        self.message_user(request, f"{count} dead deliveries sent round again.", messages.SUCCESS)
+
+    @admin.action(description="Discard the selected dead deliveries (kept, marked resolved)", permissions=["retry"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = services.dead_letter_discard(deliveries=queryset, user=request.user)
+        self.message_user(request, f"{count} dead deliveries discarded.", messages.SUCCESS)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
+    list_display = ("id", "handler", "queue", "status", "attempts", "event_link", "due_at", "finished_at")
+    list_filter = ("status", "queue", "handler")
+    search_fields = ("=event__event_id", "=event__aggregate_id", "handler")
+    list_select_related = ("event",)
+    readonly_fields = (
+        "event_link",
+        "handler",
+        "queue",
+        "status",
+        "attempts",
+        "due_at",
+        "ordering_key",
+        "created_at",
+        "dispatched_at",
+        "finished_at",
+        "resolved_at",
+        "resolved_by",
+        "last_error",
+        "traceback_pre",
+    )
+    exclude = ("event", "traceback")
+    show_full_result_count = False
+
+    @admin.display(description="event")
+    def event_link(self, obj: Delivery) -> str:
+        return format_html('<a href="../../outboxevent/{}/change/">{}</a>', obj.event_id, obj.event)
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, obj: Delivery) -> str:
+        return format_html("<pre>{}</pre>", obj.traceback or "-")
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(DeadLetterActions, ReadOnlyAdmin):
+    list_display = ("id", "handler", "event_type", "attempts", "short_error", "finished_at", "resolved_at")
+    list_filter = ("handler", "queue", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("=event__event_id", "=event__aggregate_id", "handler", "last_error")
+    list_select_related = ("event",)
+    readonly_fields = (
+        "handler",
+        "queue",
+        "attempts",
+        "event_type",
+        "event_id_display",
+        "finished_at",
+        "resolved_at",
+        "resolved_by",
+        "last_error",
+        "payload_pretty",
+        "traceback_pre",
+    )
+    exclude = ("event", "traceback")
+
+    @admin.display(description="event type", ordering="event__type")
+    def event_type(self, obj: Delivery) -> str:
+        return obj.event.type
+
+    @admin.display(description="event id")
+    def event_id_display(self, obj: Delivery) -> str:
+        return str(obj.event.event_id)
+
+    @admin.display(description="error")
+    def short_error(self, obj: Delivery) -> str:
+        return (obj.last_error.splitlines() or [""])[0][:120]
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Delivery) -> str:
+        return pretty_json(obj.event.payload)
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, obj: Delivery) -> str:
+        return format_html("<pre>{}</pre>", obj.traceback or "-")

@@ -1,0 +1,26 @@
+from importlib import import_module
+
+from django.apps import AppConfig, apps
+from django.utils.module_loading import module_has_submodule
+
+
+class OutboxConfig(AppConfig):
+    name = "outbox"
+    verbose_name = "Outbox and dead letters"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Collect every installed app's ``handlers.SUBSCRIPTIONS``.
+
+        (Apps whose ``handlers`` module has no such list, like
+        ``django.contrib.auth``'s, are not subscribers and are passed over.)
+
+        A subscription to an event type no class registers fails here, at
+        start-up, rather than as a silent non-delivery in production.
+        """
+        from .subscriptions import subscriptions
+
+        for config in apps.get_app_configs():
+            if module_has_submodule(config.module, "handlers"):
+                module = import_module(f"{config.name}.handlers")
+                subscriptions.add_all(getattr(module, "SUBSCRIPTIONS", []), app_label=config.label)

@@ -1,0 +1,145 @@
+"""The outbox tables: the event log, one delivery per (event, handler), the inbox.
+
+Indexes are shaped so that the relay's claims touch only unfinished work:
+every hot query is served by a partial index whose predicate excludes
+finished rows, so a million done deliveries cost the relay nothing.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxEvent(models.Model):
+    """One domain event, written in the transaction of the change that caused it.
+
+    The table is the event log: rows are never updated except for
+    ``relayed_at``, the relay's mark that the event was fanned out into
+    deliveries, and never deleted.
+    """
+
+    id = models.BigAutoField(primary_key=True)  # the global position in the log
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=200)
+    version = models.PositiveSmallIntegerField()
+    occurred_at = models.DateTimeField()
+    aggregate_type = models.CharField(max_length=100)
+    aggregate_id = models.CharField(max_length=100)
+    correlation_id = models.UUIDField()
+    causation_id = models.UUIDField(null=True, blank=True)
+    traceparent = models.CharField(max_length=55, blank=True, default="")
+    payload = models.JSONField()
+    relayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "outbox_event"
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], name="outbox_event_unrelayed", condition=Q(relayed_at__isnull=True)),
+            models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_event_aggregate"),
+            models.Index(fields=["correlation_id", "id"], name="outbox_event_correlation"),
+            models.Index(fields=["type", "occurred_at"], name="outbox_event_type_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} v{self.version} #{self.id}"
+
+
+class Delivery(models.Model):
+    """The delivery of one event to one subscribed handler.
+
+    ``due_at`` is when the relay next looks at the row: for a pending
+    delivery, when it may be dispatched; for a dispatched one, when its lease
+    runs out and it is dispatched again.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DISPATCHED = "dispatched"
+        DONE = "done"
+        DEAD = "dead"
+
+    UNFINISHED = (Status.PENDING, Status.DISPATCHED)
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, related_name="deliveries")
+    handler = models.CharField(max_length=200)
+    queue = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField()
+    # Set only for subscriptions ordered per aggregate: "<aggregate_type>:<aggregate_id>".
+    ordering_key = models.CharField(max_length=210, null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "outbox_delivery"
+        verbose_name_plural = "deliveries"
+        permissions = [("retry_delivery", "Can retry or discard dead deliveries")]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "handler"], name="outbox_delivery_once_per_handler"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], name="outbox_delivery_due", condition=Q(status__in=["pending", "dispatched"])
+            ),
+            models.Index(
+                fields=["handler", "ordering_key", "event"],
+                name="outbox_delivery_ordered",
+                condition=Q(ordering_key__isnull=False) & ~Q(status="done"),
+            ),
+            models.Index(fields=["handler", "status"], name="outbox_delivery_open", condition=~Q(status="done")),
+            models.Index(fields=["finished_at"], name="outbox_delivery_finished", condition=Q(status="done")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handler} <- event #{self.event_id} ({self.status})"
+
+    @property
+    def context(self) -> str:
+        return self.queue
+
+
+class DeadLetterManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(status=Delivery.Status.DEAD)
+
+
+class DeadLetter(Delivery):
+    """A dead delivery, as the dead-letter queue shows it."""
+
+    objects = DeadLetterManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+
+
+class InboxEntry(models.Model):
+    """A handler's record that it handled an event, written with the handler's effects."""
+
+    id = models.BigAutoField(primary_key=True)
+    handler = models.CharField(max_length=200)
+    event_id = models.UUIDField()
+    handled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "outbox_inbox"
+        verbose_name_plural = "inbox entries"
+        constraints = [
+            models.UniqueConstraint(fields=["handler", "event_id"], name="outbox_inbox_once_per_handler"),
+        ]
+        indexes = [models.Index(fields=["handled_at"], name="outbox_inbox_handled_at")]
+
+    def __str__(self) -> str:
+        return f"{self.handler} handled {self.event_id}"

@@ -1,0 +1,98 @@
+"""Who reacts to which event: each context's ``handlers.py`` ends with a list
+
+    SUBSCRIPTIONS = [
+        Subscription(OrderConfirmed, authorise_payment, max_attempts=5),
+        Subscription(OrderCancelled, refund_payment),
+    ]
+
+which the outbox app collects at start-up. A handler is a function
+``handler(event, envelope) -> None`` that runs inside the delivery's
+transaction; its name (``payments.authorise_payment``) is stored on every
+delivery, so renaming one is a migration of its deliveries.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .events import DomainEvent, Envelope, registry
+
+Handler = Callable[[Any, Envelope], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One handler's subscription to one event type, with its delivery policy."""
+
+    event: type[DomainEvent] | str
+    handler: Handler
+    name: str = ""  # defaults to "<app label>.<function name>"
+    queue: str = ""  # defaults to the subscribing app's label
+    max_attempts: int | None = None
+    backoff_base: float | None = None  # seconds before the 2nd attempt; doubles each time
+    backoff_cap: float | None = None
+    ordered: bool = False  # hold an aggregate's event n+1 until event n is finished
+    on_dead: Literal["stop", "skip"] = "stop"  # ordered only: does a dead event hold the key?
+
+    @property
+    def event_type(self) -> str:
+        return self.event if isinstance(self.event, str) else self.event.event_type
+
+    def setting(self, key: str) -> Any:
+        value = {
+            "MAX_ATTEMPTS": self.max_attempts,
+            "BACKOFF_BASE_SECONDS": self.backoff_base,
+            "BACKOFF_CAP_SECONDS": self.backoff_cap,
+        }[key]
+        return settings.OUTBOX[key] if value is None else value
+
+
+class SubscriptionRegistry:
+    def __init__(self) -> None:
+        self._by_type: dict[str, list[Subscription]] = defaultdict(list)
+        self._by_name: dict[str, Subscription] = {}
+
+    def add(self, subscription: Subscription, *, app_label: str) -> Subscription:
+        subscription = _with_defaults(subscription, app_label)
+        if not registry.is_registered(subscription.event_type):
+            raise ImproperlyConfigured(
+                f"{subscription.name} subscribes to {subscription.event_type!r}, which no event class registers."
+            )
+        if subscription.name in self._by_name:
+            raise ImproperlyConfigured(f"Two subscriptions are named {subscription.name!r}.")
+        self._by_name[subscription.name] = subscription
+        self._by_type[subscription.event_type].append(subscription)
+        return subscription
+
+    def add_all(self, subscriptions: Iterable[Subscription], *, app_label: str) -> None:
+        for subscription in subscriptions:
+            self.add(subscription, app_label=app_label)
+
+    def for_type(self, event_type: str) -> list[Subscription]:
+        return self._by_type.get(event_type, [])
+
+    def get(self, name: str) -> Subscription | None:
+        return self._by_name.get(name)
+
+    def all(self) -> list[Subscription]:
+        return list(self._by_name.values())
+
+    def remove(self, name: str) -> None:
+        """Unsubscribe (for tests that add a handler for their own duration)."""
+        subscription = self._by_name.pop(name)
+        self._by_type[subscription.event_type].remove(subscription)
+
+
+def _with_defaults(subscription: Subscription, app_label: str) -> Subscription:
+    return replace(
+        subscription,
+        name=subscription.name or f"{app_label}.{subscription.handler.__name__}",
+        queue=subscription.queue or app_label,
+    )
+
+
+subscriptions = SubscriptionRegistry()

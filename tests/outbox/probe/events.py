@@ -1,0 +1,70 @@
+from typing import ClassVar
+from uuid import UUID
+
+from outbox.events import DomainEvent, Money, upcaster
+
+
+class Pinged(DomainEvent):
+    event_type: ClassVar[str] = "probe.Pinged"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seq: int = 0
+
+
+class Priced(DomainEvent):
+    """v2 carries Money; v1 carried ``price: float`` and ``currency``."""
+
+    event_type: ClassVar[str] = "probe.Priced"
+    version: ClassVar[int] = 2
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    price: Money
+
+
+@upcaster("probe.Priced", from_version=1)
+def _priced_v1_to_v2(payload: dict) -> dict:
+    return {
+        "thing_id": payload["thing_id"],
+        "price": {"amount": str(payload["price"]), "currency": payload["currency"]},
+    }
+
+
+class Stepped(DomainEvent):
+    """Delivered to an ordered handler."""
+
+    event_type: ClassVar[str] = "probe.Stepped"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seq: int
+
+
+class Flaked(DomainEvent):
+    event_type: ClassVar[str] = "probe.Flaked"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    fail_times: int = 0
+
+
+class Slept(DomainEvent):
+    event_type: ClassVar[str] = "probe.Slept"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seconds: float
+
+
+class Broke(DomainEvent):
+    event_type: ClassVar[str] = "probe.Broke"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID

@@ -1,0 +1,78 @@
+"""Probe handlers: each records an Effect row in the delivery's transaction.
+
+Side channels that must survive a rolled-back attempt (how often a handler
+started, how often the flaky one failed) go to Redis, which no rollback undoes.
+"""
+
+import os
+import time
+
+import redis
+from django.conf import settings
+
+from outbox.events import Envelope
+from outbox.subscriptions import Subscription
+
+from .events import Broke, Flaked, Pinged, Priced, Slept, Stepped
+from .models import Effect, Switch
+
+
+def side_channel() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def _record(handler: str, event, envelope: Envelope, **fields) -> None:
+    Effect.objects.create(handler=handler, event_id=envelope.event_id, aggregate_id=str(event.thing_id), **fields)
+
+
+def record_a(event: Pinged, envelope: Envelope) -> None:
+    _record("a", event, envelope, seq=event.seq)
+
+
+def record_b(event: Pinged, envelope: Envelope) -> None:
+    _record("b", event, envelope, seq=event.seq)
+
+
+def record_c(event: Pinged, envelope: Envelope) -> None:
+    _record("c", event, envelope, seq=event.seq)
+
+
+def record_price(event: Priced, envelope: Envelope) -> None:
+    note = f"{type(event.price.amount).__name__}:{event.price.amount}:{event.price.currency}"
+    _record("price", event, envelope, note=note)
+
+
+def record_step(event: Stepped, envelope: Envelope) -> None:
+    time.sleep((event.seq % 3) * 0.005)  # uneven work, so that unordered runs would interleave
+    _record("step", event, envelope, seq=event.seq)
+
+
+def flaky(event: Flaked, envelope: Envelope) -> None:
+    failures = side_channel().incr(f"probe:flaky:{envelope.event_id}")
+    if failures <= event.fail_times:
+        raise RuntimeError(f"flaky failure {failures} of {event.fail_times}")
+    _record("flaky", event, envelope)
+
+
+def slow(event: Slept, envelope: Envelope) -> None:
+    side_channel().rpush(f"probe:slow:{envelope.event_id}", os.getpid())
+    time.sleep(event.seconds)
+    _record("slow", event, envelope)
+
+
+def breakable(event: Broke, envelope: Envelope) -> None:
+    if Switch.objects.filter(name="broken", on=True).exists():
+        raise ValueError("the probe is broken (switch 'broken' is on)")
+    _record("breakable", event, envelope)
+
+
+SUBSCRIPTIONS = [
+    Subscription(Pinged, record_a),
+    Subscription(Pinged, record_b),
+    Subscription(Pinged, record_c),
+    Subscription(Priced, record_price),
+    Subscription(Stepped, record_step, ordered=True),
+    Subscription(Flaked, flaky, max_attempts=5, backoff_base=0.3, backoff_cap=5),
+    Subscription(Slept, slow, max_attempts=10, backoff_base=0.1),
+    Subscription(Broke, breakable, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
+]
