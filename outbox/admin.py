@@ -93,6 +93,9 @@ class DeadLetterActions:
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("outbox.retry_delivery")
 
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or self.has_retry_permission(request)
+
     @admin.action(description="Retry the selected dead deliveries", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = services.dead_letter_retry(deliveries=queryset)

@@ -136,14 +136,14 @@ def _fail(
 
 
 def backoff_seconds(subscription: Subscription, attempts: int) -> float:
-    """Exponential backoff with "equal jitter": never shorter than the last delay.
+    """Exponential backoff with jitter: ``base * 2**(n-1)``, capped, less up to 20%.
 
-    Attempt n waits between half and all of ``base * 2**(n-1)``, capped.
+    The jitter spreads retries of many deliveries that failed together, yet
+    keeps each delay longer than the one before it (until the cap).
     """
-    ceiling = min(
-        subscription.setting("BACKOFF_CAP_SECONDS"), subscription.setting("BACKOFF_BASE_SECONDS") * 2 ** (attempts - 1)
-    )
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    base = subscription.setting("BACKOFF_BASE_SECONDS")
+    ceiling = min(subscription.setting("BACKOFF_CAP_SECONDS"), base * 2 ** (attempts - 1))
+    return ceiling * random.uniform(0.8, 1.0)
 
 
 def _refan(delivery: Delivery) -> Delivery | None:

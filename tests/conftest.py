@@ -46,26 +46,52 @@ def redis():
     client.close()
 
 
-@pytest.fixture(scope="session")
-def live_outbox(django_db_setup, django_db_blocker):
-    """A real worker on every queue and a real relay process, for the whole session.
+class OutboxProcesses:
+    """The standard pair of real processes: a relay and a worker on every queue.
 
-    Tests that use it must be ``django_db(transaction=True)`` so what they
-    write is committed and visible to the worker.
+    Started on first use and kept for the session; a fault test that needs
+    the tables to itself stops them, and the next test that wants them starts
+    them again.
     """
-    with django_db_blocker.unblock():
+
+    def __init__(self) -> None:
+        self.worker: ChildProcess | None = None
+        self.relay: ChildProcess | None = None
+
+    def ensure_started(self) -> "OutboxProcesses":
         lease = os.environ.get("TEST_OUTBOX_LEASE_SECONDS", "5")
-        relay = start_relay(OUTBOX_LEASE_SECONDS=lease)
-        worker = start_worker(OUTBOX_LEASE_SECONDS=lease)
-    yield LiveOutbox(worker=worker, relay=relay)
-    worker.stop()
-    relay.stop()
+        if self.relay is None or not self.relay.alive():
+            self.relay = start_relay(OUTBOX_LEASE_SECONDS=lease)
+        if self.worker is None or not self.worker.alive():
+            self.worker = start_worker(OUTBOX_LEASE_SECONDS=lease)
+        return self
 
-
-class LiveOutbox:
-    def __init__(self, *, worker: ChildProcess, relay: ChildProcess) -> None:
-        self.worker = worker
-        self.relay = relay
+    def ensure_stopped(self) -> None:
+        for process in (self.worker, self.relay):
+            if process is not None:
+                process.stop()
+        self.worker = self.relay = None
 
     def logs(self) -> str:
-        return f"--- worker ---\n{self.worker.output()[-4000:]}\n--- relay ---\n{self.relay.output()[-2000:]}"
+        parts = [f"--- {p.name} ---\n{p.output()[-4000:]}" for p in (self.worker, self.relay) if p is not None]
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def outbox_processes(django_db_setup, django_db_blocker):
+    processes = OutboxProcesses()
+    yield processes
+    processes.ensure_stopped()
+
+
+@pytest.fixture
+def live_outbox(outbox_processes, django_db_blocker) -> OutboxProcesses:
+    """A real relay and worker. Use with ``django_db(transaction=True)`` so they see the test's writes."""
+    with django_db_blocker.unblock():
+        return outbox_processes.ensure_started()
+
+
+@pytest.fixture
+def no_live_outbox(outbox_processes) -> None:
+    """The standard processes stopped: the test runs its own."""
+    outbox_processes.ensure_stopped()

@@ -42,6 +42,7 @@ class Stepped(DomainEvent):
 
     thing_id: UUID
     seq: int
+    fail: bool = False
 
 
 class Flaked(DomainEvent):

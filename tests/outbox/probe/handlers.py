@@ -44,10 +44,13 @@ def record_price(event: Priced, envelope: Envelope) -> None:
 
 def record_step(event: Stepped, envelope: Envelope) -> None:
     time.sleep((event.seq % 3) * 0.005)  # uneven work, so that unordered runs would interleave
+    if event.fail:
+        raise RuntimeError(f"step {event.seq} of {event.thing_id} cannot be recorded")
     _record("step", event, envelope, seq=event.seq)
 
 
 def flaky(event: Flaked, envelope: Envelope) -> None:
+    side_channel().rpush(f"probe:flaky-times:{envelope.event_id}", time.time())
     failures = side_channel().incr(f"probe:flaky:{envelope.event_id}")
     if failures <= event.fail_times:
         raise RuntimeError(f"flaky failure {failures} of {event.fail_times}")
@@ -55,8 +58,10 @@ def flaky(event: Flaked, envelope: Envelope) -> None:
 
 
 def slow(event: Slept, envelope: Envelope) -> None:
-    side_channel().rpush(f"probe:slow:{envelope.event_id}", os.getpid())
-    time.sleep(event.seconds)
+    """Sleeps on its first start only, so a test can kill the worker running it."""
+    starts = side_channel().rpush(f"probe:slow:{envelope.event_id}", os.getpid())
+    if starts == 1:
+        time.sleep(event.seconds)
     _record("slow", event, envelope)
 
 
@@ -71,7 +76,7 @@ SUBSCRIPTIONS = [
     Subscription(Pinged, record_b),
     Subscription(Pinged, record_c),
     Subscription(Priced, record_price),
-    Subscription(Stepped, record_step, ordered=True),
+    Subscription(Stepped, record_step, ordered=True, max_attempts=1),
     Subscription(Flaked, flaky, max_attempts=5, backoff_base=0.3, backoff_cap=5),
     Subscription(Slept, slow, max_attempts=10, backoff_base=0.1),
     Subscription(Broke, breakable, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),

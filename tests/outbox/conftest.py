@@ -1,0 +1,47 @@
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.utils import timezone
+
+from outbox.models import Delivery, OutboxEvent
+from outbox.relay import kick_relay_on_commit
+from tests.support.processes import wait_for
+
+
+def store_raw_event(*, type: str, version: int, payload: dict, aggregate_id: str = "") -> OutboxEvent:
+    """Write an outbox row as some other (older, newer, broken) code would have."""
+    with transaction.atomic():
+        row = OutboxEvent.objects.create(
+            type=type,
+            version=version,
+            occurred_at=timezone.now(),
+            aggregate_type="probe.Thing",
+            aggregate_id=aggregate_id or str(uuid.uuid4()),
+            correlation_id=uuid.uuid4(),
+            payload=payload,
+        )
+        kick_relay_on_commit()
+    return row
+
+
+def wait_until_finished(event: OutboxEvent, *, timeout: float = 20, what: str = "") -> list[Delivery]:
+    """Wait until every delivery of ``event`` exists and is done or dead."""
+
+    def finished() -> list[Delivery] | None:
+        deliveries = list(Delivery.objects.filter(event=event))
+        if deliveries and all(d.status in ("done", "dead") for d in deliveries):
+            return deliveries
+        return None
+
+    return wait_for(finished, timeout=timeout, what=what or f"deliveries of {event} to finish")
+
+
+@pytest.fixture
+def dlq_operator(db):
+    """A staff user allowed to retry and discard dead letters."""
+    user = get_user_model().objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="retry_delivery"))
+    return user

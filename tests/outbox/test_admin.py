@@ -1,0 +1,82 @@
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.urls import reverse
+
+from outbox.models import Delivery
+from outbox.publishing import publish
+from outbox.relay import fan_out
+from outbox.runner import run_deliveries
+from tests.outbox.probe.events import Broke, Pinged
+from tests.outbox.probe.models import Switch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dead_letter() -> Delivery:
+    Switch.objects.create(name="broken", on=True)
+    with transaction.atomic():
+        row = publish(Broke(thing_id=uuid.uuid4()))
+    fan_out(batch_size=10)
+    delivery = Delivery.objects.get(event=row)
+    Delivery.objects.filter(id=delivery.id).update(attempts=3)
+    run_deliveries([delivery.id])
+    return Delivery.objects.get(id=delivery.id)
+
+
+def test_the_dead_letter_page_shows_payload_error_and_traceback(client, dlq_operator, dead_letter):
+    client.force_login(dlq_operator)
+    page = client.get(reverse("admin:outbox_deadletter_change", args=[dead_letter.id])).content.decode()
+    assert str(dead_letter.event.event_id) in page
+    assert "the probe is broken" in page
+    assert "Traceback" in page
+    assert "thing_id" in page
+
+
+def test_the_dead_letter_list_filters_by_handler(client, dlq_operator, dead_letter):
+    client.force_login(dlq_operator)
+    url = reverse("admin:outbox_deadletter_changelist")
+    assert "probe.breakable" in client.get(url, {"handler": "probe.breakable"}).content.decode()
+    assert "0 dead letters" in client.get(url, {"handler": "probe.record_a"}).content.decode()
+
+
+def test_discard_keeps_the_letter_and_records_who_and_when(client, dlq_operator, dead_letter):
+    client.force_login(dlq_operator)
+    client.post(
+        reverse("admin:outbox_deadletter_changelist"), {"action": "discard", "_selected_action": [dead_letter.id]}
+    )
+    dead_letter.refresh_from_db()
+    assert dead_letter.status == "dead"
+    assert dead_letter.resolved_by == dlq_operator
+    assert dead_letter.resolved_at is not None
+
+
+def test_staff_without_the_permission_cannot_retry(client, dead_letter):
+    # given staff with view rights but not outbox.retry_delivery
+    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    client.force_login(user)
+    # when
+    response = client.post(
+        reverse("admin:outbox_delivery_changelist"), {"action": "retry", "_selected_action": [dead_letter.id]}
+    )
+    # then the action is not offered and nothing changed
+    assert response.status_code in (200, 302)
+    dead_letter.refresh_from_db()
+    assert dead_letter.status == "dead"
+    assert client.get(reverse("admin:outbox_delivery_changelist")).context["action_form"] is None
+
+
+def test_an_events_page_summarises_its_deliveries(client, dlq_operator, dead_letter):
+    with transaction.atomic():
+        row = publish(Pinged(thing_id=uuid.uuid4()))
+    fan_out(batch_size=10)
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    page = client.get(reverse("admin:outbox_outboxevent_changelist")).content.decode()
+    assert "probe.breakable dead (failed x3)" in page
+    assert "probe.record_a dispatched" in page
+    assert row.type in page

@@ -1,0 +1,89 @@
+"""Retries, backoff and the dead-letter queue, through a real worker and relay."""
+
+import uuid
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.urls import reverse
+
+from outbox.models import Delivery
+from outbox.publishing import publish
+from tests.outbox.conftest import wait_until_finished
+from tests.outbox.probe.events import Broke, Flaked
+from tests.outbox.probe.models import Effect, Switch
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
+
+
+def _publish(event):
+    with transaction.atomic():
+        return publish(event)
+
+
+def _dead_breakable(live_outbox) -> Delivery:
+    """A probe.breakable delivery that failed all its 3 attempts."""
+    Switch.objects.update_or_create(name="broken", defaults={"on": True})
+    row = _publish(Broke(thing_id=uuid.uuid4()))
+    [delivery] = wait_until_finished(row, what=live_outbox.logs)
+    assert delivery.status == "dead"
+    return delivery
+
+
+def test_a_handler_that_fails_twice_then_succeeds_ends_done_after_three_growing_delays(live_outbox, redis):
+    # given a handler that fails its first two attempts (backoff base 0.3 s)
+    row = _publish(Flaked(thing_id=uuid.uuid4(), fail_times=2))
+    # when
+    [delivery] = wait_until_finished(row, what=live_outbox.logs)
+    # then
+    assert (delivery.status, delivery.attempts) == ("done", 3)
+    assert "flaky failure 2 of 2" in delivery.last_error  # the history of the last failure is kept
+    assert Effect.objects.filter(handler="flaky").count() == 1
+    times = [float(t) for t in redis.lrange(f"probe:flaky-times:{row.event_id}", 0, -1)]
+    first_delay, second_delay = times[1] - times[0], times[2] - times[1]
+    assert 0.3 * 0.8 <= first_delay < second_delay
+
+
+def test_a_handler_that_always_fails_ends_dead_with_its_traceback(live_outbox):
+    delivery = _dead_breakable(live_outbox)
+    assert delivery.attempts == 3
+    assert "ValueError: the probe is broken" in delivery.last_error
+    assert 'raise ValueError("the probe is broken' in delivery.traceback
+    assert not Effect.objects.filter(handler="breakable").exists()
+
+
+def test_retry_from_the_admin_action_delivers_once_the_bug_is_fixed(live_outbox, client, dlq_operator):
+    # given a dead letter, and its cause fixed
+    delivery = _dead_breakable(live_outbox)
+    Switch.objects.filter(name="broken").update(on=False)
+    # when an operator runs the admin's retry action on it
+    client.force_login(dlq_operator)
+    response = client.post(
+        reverse("admin:outbox_deadletter_changelist"), {"action": "retry", "_selected_action": [delivery.id]}
+    )
+    # then
+    assert response.status_code == 302
+    wait_for(lambda: Delivery.objects.get(id=delivery.id).status == "done", timeout=20, what=live_outbox.logs)
+    assert Delivery.objects.get(id=delivery.id).attempts == 1  # retry starts a fresh count
+    assert Effect.objects.filter(handler="breakable").count() == 1
+
+
+def test_retry_from_the_command_delivers_once_the_bug_is_fixed(live_outbox, capsys):
+    delivery = _dead_breakable(live_outbox)
+    Switch.objects.filter(name="broken").update(on=False)
+    call_command("outbox_dlq", "retry", "--handler", "probe.breakable")
+    assert "1 dead deliveries sent round again" in capsys.readouterr().out
+    wait_for(lambda: Delivery.objects.get(id=delivery.id).status == "done", timeout=20, what=live_outbox.logs)
+    assert Effect.objects.filter(handler="breakable").count() == 1
+
+
+def test_retrying_while_the_bug_is_still_there_ends_dead_again(live_outbox):
+    delivery = _dead_breakable(live_outbox)
+    call_command("outbox_dlq", "retry", "--id", str(delivery.id))
+    wait_for(
+        lambda: Delivery.objects.filter(id=delivery.id, status="dead", attempts=3).exists(),
+        timeout=20,
+        what=live_outbox.logs,
+    )
+    assert not Effect.objects.filter(handler="breakable").exists()
