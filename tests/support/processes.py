@@ -95,10 +95,10 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def start_worker(*, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = "prefork", **env: str) -> ChildProcess:
-    """Start ``celery worker`` and wait until it answers a ping."""
-    from config.celery_app import app
-
+def start_worker(
+    *, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = "prefork", **env: str
+) -> ChildProcess:
+    """Start ``celery worker`` and wait until it says it is ready to consume."""
     node = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     argv = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", str(concurrency),
@@ -106,12 +106,7 @@ def start_worker(*, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = 
     ]  # fmt: skip
     worker = ChildProcess("worker", argv, process_env(**env))
     try:
-        wait_for(
-            lambda: _answers_ping(app, node, worker),
-            timeout=60,
-            interval=0.2,
-            what=f"worker {node} to start",
-        )
+        wait_for(lambda: _ready(worker), timeout=60, interval=0.1, what=f"worker {node} to start")
     except AssertionError:
         worker.stop()
         raise AssertionError(f"worker did not start:\n{worker.output()[-3000:]}") from None
@@ -119,10 +114,10 @@ def start_worker(*, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = 
     return worker
 
 
-def _answers_ping(app, node: str, worker: ChildProcess) -> bool:
+def _ready(worker: ChildProcess) -> bool:
     if not worker.alive():
         raise AssertionError(f"worker exited:\n{worker.output()[-3000:]}")
-    return bool(app.control.ping(destination=[node], timeout=0.5))
+    return " ready." in worker.output()
 
 
 def start_relay(*, poll_seconds: float = 0.05, **env: str) -> ChildProcess:
