@@ -1,1 +1,1 @@
-"""The notifications context: events."""
+"""The notifications context publishes no events: sending a message is not a business fact others react to."""

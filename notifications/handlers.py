@@ -1,5 +1,34 @@
-"""The notifications context's subscriptions to other contexts' events."""
+"""The notifications context's subscriptions: mail the customer about their order."""
 
+from orders.events import OrderCancelled, OrderConfirmed, OrderShipped
+from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
-SUBSCRIPTIONS: list[Subscription] = []
+from . import messages
+from .models import Notification
+from .services import notification_send
+
+Kind = Notification.Kind
+
+
+def mail_order_confirmed(event: OrderConfirmed, envelope: Envelope) -> None:
+    _send(envelope, Kind.ORDER_CONFIRMED, event.order_id, event.customer_email, messages.order_confirmed(event))
+
+
+def mail_order_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
+    _send(envelope, Kind.ORDER_CANCELLED, event.order_id, event.customer_email, messages.order_cancelled(event))
+
+
+def mail_order_shipped(event: OrderShipped, envelope: Envelope) -> None:
+    _send(envelope, Kind.ORDER_SHIPPED, event.order_id, event.customer_email, messages.order_shipped(event))
+
+
+def _send(envelope: Envelope, kind: str, order_id, recipient: str, message: messages.Message) -> None:
+    notification_send(event_id=envelope.event_id, kind=kind, order_id=order_id, recipient=recipient, message=message)
+
+
+SUBSCRIPTIONS = [
+    Subscription(OrderConfirmed, mail_order_confirmed, backoff_base=1.0),
+    Subscription(OrderCancelled, mail_order_cancelled, backoff_base=1.0),
+    Subscription(OrderShipped, mail_order_shipped, backoff_base=1.0),
+]

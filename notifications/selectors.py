@@ -1,1 +1,11 @@
-"""The notifications context: selectors."""
+"""Read-side queries of the notifications context."""
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from .models import Notification
+
+
+def notifications_for_order(*, order_id: UUID) -> QuerySet[Notification]:
+    return Notification.objects.filter(order_id=order_id).order_by("sent_at")

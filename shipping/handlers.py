@@ -1,5 +1,26 @@
-"""The shipping context's subscriptions to other contexts' events."""
+"""The shipping context's subscriptions: book a carrier when an order is ready, call it off when cancelled."""
 
+from orders.events import OrderCancelled, OrderReadyToShip
+from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
-SUBSCRIPTIONS: list[Subscription] = []
+from .services import shipment_book, shipment_cancel
+
+
+def book_shipment(event: OrderReadyToShip, envelope: Envelope) -> None:
+    shipment_book(
+        order_id=event.order_id,
+        address=event.shipping_address.model_dump(),
+        parcels=sum(line.quantity for line in event.lines),
+        idempotency_key=str(envelope.event_id),
+    )
+
+
+def cancel_shipment(event: OrderCancelled, envelope: Envelope) -> None:
+    shipment_cancel(order_id=event.order_id)
+
+
+SUBSCRIPTIONS = [
+    Subscription(OrderReadyToShip, book_shipment, backoff_base=0.5),
+    Subscription(OrderCancelled, cancel_shipment, backoff_base=0.5),
+]

@@ -1,9 +1,13 @@
 """Load demo data: idempotent, so `make run` can call it every time."""
 
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from inventory.services import product_ensure
 
 DEMO_USERS = [
     # username, password, is_staff
@@ -11,15 +15,31 @@ DEMO_USERS = [
     ("staff", "staff-demo-pass", True),
 ]
 
+# sku, name, price (EUR), units on hand: from pocket money to a month's rent,
+# with one SKU that never runs out and one that runs out after five orders.
+CATALOGUE = [
+    ("PEN-BLUE", "Blue ballpoint pen", "1.20", 10_000),
+    ("NOTEBOOK-A5", "A5 notebook, dotted", "6.50", 500),
+    ("MUG-CERAMIC", "Ceramic mug, 350 ml", "12.90", 120),
+    ("LAMP-DESK", "LED desk lamp", "39.00", 60),
+    ("KEYBOARD-MECH", "Mechanical keyboard", "119.00", 40),
+    ("HEADPHONES-NC", "Noise-cancelling headphones", "249.00", 25),
+    ("CHAIR-ERGO", "Ergonomic office chair", "489.00", 12),
+    ("LAPTOP-14", "14-inch laptop", "1299.00", 5),
+]
+
 
 class Command(BaseCommand):
-    help = "Create the demo customer and staff users (and, with the shop, its catalogue). Idempotent."
+    help = "Create the demo customer and staff users and the shop's catalogue. Idempotent."
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         for username, password, is_staff in DEMO_USERS:
             self._user(username, password, is_staff)
             self.stdout.write(f"  {'staff' if is_staff else 'customer'} sign-in: {username} / {password}")
+        for sku, name, price, on_hand in CATALOGUE:
+            product_ensure(sku=sku, name=name, price=Decimal(price), currency="EUR", on_hand=on_hand)
+        self.stdout.write(f"  catalogue: {len(CATALOGUE)} products (payment tokens: tok_visa, tok_decline, tok_flaky)")
 
     def _user(self, username: str, password: str, is_staff: bool) -> None:
         user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_staff": is_staff})

@@ -1,0 +1,148 @@
+from decimal import Decimal
+
+import pytest
+
+from inventory.services import product_reprice
+from orders.events import OrderConfirmed
+from orders.models import InvalidOrder, InvalidOrderTransition, Order, OrderSaga
+from orders.services import LineRequest, order_cancel, order_confirm, order_place
+from outbox.events import registry
+from outbox.models import OutboxEvent
+from tests.factories import ADDRESS, CustomerFactory, make_product, place_order
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(order: Order) -> list[OutboxEvent]:
+    return list(OutboxEvent.objects.filter(aggregate_id=str(order.id)).order_by("id"))
+
+
+def test_placing_an_order_captures_catalogue_prices_and_publishes_order_placed():
+    # given
+    pen, lamp = make_product(price="1.20"), make_product(price="39.00")
+    customer = CustomerFactory()
+    # when
+    order = order_place(
+        customer_id=customer.pk,
+        lines=[LineRequest(pen.sku, 3), {"sku": lamp.sku, "quantity": 1}],
+        shipping_address=ADDRESS,
+        payment_token="tok_visa",
+    )
+    # then
+    assert (order.status, order.total_amount, order.currency) == ("draft", Decimal("42.60"), "EUR")
+    assert [(line.sku, line.quantity, line.unit_price) for line in order.lines.order_by("id")] == [
+        (pen.sku, 3, Decimal("1.20")),
+        (lamp.sku, 1, Decimal("39.00")),
+    ]
+    [placed] = _events(order)
+    assert placed.type == "orders.OrderPlaced"
+    assert placed.correlation_id == order.correlation_id
+    assert placed.payload["total"] == {"amount": "42.60", "currency": "EUR"}
+
+
+def test_a_later_price_change_does_not_change_a_placed_order():
+    # given
+    product = make_product(price="10.00")
+    order = place_order(lines=[(product, 2)])
+    # when
+    product_reprice(sku=product.sku, price=Decimal("99.00"))
+    # then
+    order.refresh_from_db()
+    assert order.total_amount == Decimal("20.00")
+    assert order.lines.get().unit_price == Decimal("10.00")
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], "between 1 and 100 lines"),
+        ([{"sku": "NO-SUCH-SKU", "quantity": 1}], "No product has SKU NO-SUCH-SKU"),
+        ([{"sku": "DUP", "quantity": 1}, {"sku": "DUP", "quantity": 2}], "one line only"),
+        ([{"sku": "ANY", "quantity": 0}], "at least 1"),
+    ],
+)
+def test_an_invalid_order_is_refused_with_a_clear_message_and_nothing_is_written(lines, message):
+    # given
+    customer = CustomerFactory()
+    # when / then
+    with pytest.raises(InvalidOrder, match=message):
+        order_place(customer_id=customer.pk, lines=lines, shipping_address=ADDRESS, payment_token="tok_visa")
+    assert not Order.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_an_incomplete_address_is_refused():
+    # given
+    product, customer = make_product(), CustomerFactory()
+    # when / then
+    with pytest.raises(InvalidOrder, match="shipping address"):
+        order_place(
+            customer_id=customer.pk,
+            lines=[LineRequest(product.sku, 1)],
+            shipping_address={**ADDRESS, "country": "Great Britain"},
+            payment_token="tok_visa",
+        )
+
+
+def test_lines_in_two_currencies_are_refused():
+    # given
+    euro, dollar = make_product(currency="EUR"), make_product(currency="USD")
+    # when / then
+    with pytest.raises(InvalidOrder, match="one currency"):
+        place_order(lines=[(euro, 1), (dollar, 1)])
+
+
+def test_confirming_publishes_order_confirmed_v2_and_starts_the_saga_without_waiting():
+    # given
+    product = make_product(price="12.90")
+    order = place_order(lines=[(product, 2)])
+    # when
+    order = order_confirm(order_id=order.id)
+    # then
+    assert order.status == "confirmed"
+    assert OrderSaga.objects.get(order=order).outcome == "pending"
+    confirmed = _events(order)[-1]
+    assert (confirmed.type, confirmed.version, confirmed.correlation_id) == (
+        "orders.OrderConfirmed",
+        2,
+        order.correlation_id,
+    )
+    event = registry.decode(confirmed.type, confirmed.version, confirmed.payload)
+    assert isinstance(event, OrderConfirmed)
+    assert event.total.amount == Decimal("25.80")
+    assert event.currency == "EUR"
+    assert [(line.sku, line.quantity) for line in event.lines] == [(product.sku, 2)]
+    assert event.customer_email == order.customer_email
+    assert event.shipping_address.country == "GB"
+    assert event.payment_token == "tok_visa"
+
+
+def test_confirming_twice_is_refused():
+    # given
+    order = place_order(confirm=True)
+    # when / then
+    with pytest.raises(InvalidOrderTransition, match="is confirmed: it cannot be confirmed"):
+        order_confirm(order_id=order.id)
+
+
+def test_cancelling_publishes_order_cancelled_with_the_reason():
+    # given
+    order = place_order(confirm=True)
+    # when
+    order = order_cancel(order_id=order.id, reason="Changed my mind")
+    # then
+    assert (order.status, order.cancel_code, order.cancel_reason) == ("cancelled", "customer", "Changed my mind")
+    cancelled = _events(order)[-1]
+    assert cancelled.type == "orders.OrderCancelled"
+    assert cancelled.payload["reason"] == "Changed my mind"
+    assert cancelled.payload["refund_due"] is False
+
+
+def test_a_shipped_order_cannot_be_cancelled():
+    # given a shipped order
+    order = place_order(confirm=True)
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.SHIPPED)
+    # when / then
+    with pytest.raises(InvalidOrderTransition, match="is shipped: it cannot be cancelled"):
+        order_cancel(order_id=order.id, reason="too late")
+    assert Order.objects.get(pk=order.pk).status == "shipped"
