@@ -1,0 +1,76 @@
+"""The payments handlers, run in-process by the outbox's own runner."""
+
+import pytest
+
+from orders.services import order_cancel
+from outbox.models import Delivery, OutboxEvent
+from outbox.relay import fan_out
+from outbox.runner import run_deliveries
+from payments.handlers import AUTHORISE_HANDLER
+from payments.models import Payment
+from tests.factories import make_product, place_order
+
+pytestmark = pytest.mark.django_db
+
+
+def _delivery(order, type_: str, handler: str) -> Delivery:
+    fan_out(batch_size=1000)
+    event = OutboxEvent.objects.get(correlation_id=order.correlation_id, type=type_)
+    return Delivery.objects.get(event=event, handler=handler)
+
+
+def _published(order) -> list[str]:
+    rows = OutboxEvent.objects.filter(correlation_id=order.correlation_id, type__startswith="payments.")
+    return list(rows.order_by("id").values_list("type", flat=True))
+
+
+def test_the_handled_event_id_is_the_idempotency_key():
+    # given
+    order = place_order(confirm=True)
+    delivery = _delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER)
+    # when
+    report = run_deliveries([delivery.id])
+    # then
+    assert report.done == [delivery.id]
+    payment = Payment.objects.get(order_id=order.id)
+    assert (payment.status, payment.amount) == ("authorised", order.total_amount)
+    assert payment.idempotency_key == str(delivery.event.event_id)
+    assert _published(order) == ["payments.PaymentProcessed"]
+
+
+def test_a_transient_failure_before_the_last_attempt_is_left_to_the_outbox_to_retry():
+    # given a gateway that is down, on the first attempt
+    order = place_order(token="tok_unavailable", confirm=True)
+    delivery = _delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER)
+    # when
+    report = run_deliveries([delivery.id])
+    # then
+    assert report.failed == [delivery.id]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error.split(":")[0]) == ("pending", "GatewayUnavailable")
+    assert _published(order) == []
+
+
+def test_a_transient_failure_on_the_last_attempt_becomes_payment_failed():
+    # given a gateway that is down, on the fifth and last attempt
+    order = place_order(token="tok_unavailable", confirm=True)
+    delivery = _delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER)
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=5)
+    # when
+    report = run_deliveries([delivery.id])
+    # then
+    assert report.done == [delivery.id]
+    assert Payment.objects.get(order_id=order.id).status == "failed"
+    assert _published(order) == ["payments.PaymentFailed"]
+
+
+def test_order_cancelled_refunds_what_was_taken():
+    # given a paid order, then cancelled
+    order = place_order(lines=[(make_product(price="7.00"), 2)], confirm=True)
+    run_deliveries([_delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER).id])
+    order_cancel(order_id=order.id, reason="no")
+    # when
+    run_deliveries([_delivery(order, "orders.OrderCancelled", "payments.refund_payment").id])
+    # then
+    assert Payment.objects.get(order_id=order.id).status == "refunded"
+    assert _published(order) == ["payments.PaymentProcessed", "payments.PaymentRefunded"]
