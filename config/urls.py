@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
+from .api.auth import TokenCreateApi
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +12,11 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/auth/token/", TokenCreateApi.as_view(), name="api-token"),
+    path("api/outbox/", include("outbox.urls", namespace="outbox-api")),
 ]
+
+# Errors raised outside any view answer JSON under /api/, Django's pages elsewhere.
+handler400 = "config.api.errors.bad_request"
+handler404 = "config.api.errors.not_found"
+handler500 = "config.api.errors.server_error"

@@ -235,19 +235,38 @@ OUTBOX = {
 
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------
+# https://www.django-rest-framework.org/api-guide/settings/
+# Shared plumbing (error shape, JSON size limit, paging, schema) is the config/api package.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Attempts at POST /api/auth/token/ per client address (password guessing).
+API_TOKEN_RATE = env("API_TOKEN_RATE", default="30/minute")
+# The largest request body accepted, API JSON included (413 above it).
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
 SPECTACULAR_SETTINGS = {
     "TITLE": "Order management API",
-    "DESCRIPTION": "Orders, stock and the dead-letter queue of an event-driven shop.",
+    "DESCRIPTION": (
+        "Orders, stock and the dead-letter queue of an event-driven shop.\n\n"
+        "Authenticate with `Authorization: Token <key>`; get the key from `POST /api/auth/token/`. "
+        "Every error is JSON: `{detail, code}`, plus `errors` (field path -> messages) on invalid input."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Enums named after what they are, not after the field that shows them.
+    "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "outbox.models.Delivery.Status"},
 }

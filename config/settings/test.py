@@ -18,3 +18,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # An app of test-only events and handlers, used to prove the outbox itself.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.outbox.probe"]
+# The real web server the browser tests drive serves the admin's CSS itself.
+WHITENOISE_USE_FINDERS = True
+# The schema and fault tests sign in far more often than a person would.
+API_TOKEN_RATE = env("API_TOKEN_RATE", default="10000/minute")

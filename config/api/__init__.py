@@ -1,0 +1,13 @@
+"""The REST plumbing every context's ``api.py`` shares.
+
+- :mod:`.errors`: the one JSON error shape, :class:`~.errors.Conflict` (409), the exception handler.
+- :mod:`.schema`: :class:`~.schema.AutoSchema`, which documents each route's errors; :func:`~.schema.error_responses`.
+- :mod:`.permissions`: :class:`~.permissions.IsStaff`, :func:`~.permissions.has_perm`.
+- :mod:`.pagination`: ``{count, next, previous, results}`` and :func:`~.pagination.paginated_response`.
+- :mod:`.parsers`: JSON with a size limit.
+- :mod:`.auth`: ``POST /api/auth/token/``.
+
+This package imports nothing itself: DRF imports the classes its settings
+name while ``rest_framework.views`` is still loading, so each module here
+must be importable on its own.
+"""

@@ -1,0 +1,157 @@
+"""One JSON shape for every error an API client sees, :class:`ErrorSerializer`::
+
+    {"detail": "Invalid input: lines.0.quantity: Ensure this value is greater than or equal to 1.",
+     "code": "invalid",
+     "errors": {"lines.0.quantity": ["Ensure this value is greater than or equal to 1."]}}
+
+``errors`` (field path -> messages) is present only when the input was invalid.
+Views raise DRF exceptions, or :class:`Conflict` for a state conflict, and
+:func:`exception_handler` renders them.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the resource's state forbids it (cancelling a shipped order)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self, limit: int | None = None) -> None:
+        limit = limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than the limit of {limit} bytes: send less.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    detail = serializers.CharField(help_text="What went wrong, in words a person can act on.")
+    code = serializers.CharField(
+        help_text="A stable machine-readable code: invalid, parse_error, not_authenticated, "
+        "authentication_failed, permission_denied, not_found, conflict, request_too_large, throttled, ..."
+    )
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="On invalid input only: the messages for each field, keyed by its path "
+        "(`lines.0.quantity`; `non_field_errors` for the input as a whole).",
+    )
+
+    class Meta:
+        ref_name = "Error"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with every error rendered as :class:`ErrorSerializer`.
+
+    Anything that is not a client error (a bug) is left to Django, whose
+    ``handler500`` (:func:`server_error`) answers JSON under ``/api/``.
+    """
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    exc = as_api_exception(exc)
+    response = drf_exception_handler(exc, context)  # sets WWW-Authenticate and Retry-After, rolls back
+    if response is not None:
+        response.data = error_body(exc)
+    return response
+
+
+def as_api_exception(exc: Exception) -> Exception:
+    """Django's client-error exceptions as their DRF equivalents; anything else unchanged."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(str(exc) or None)
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return exceptions.ParseError(str(exc))
+    return exc
+
+
+def error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    if isinstance(exc.detail, dict | list):
+        messages = list(_flatten(exc.detail))
+        return {"detail": _summary(messages), "code": exc.default_code, "errors": _group(messages)}
+    return {"detail": str(exc.detail), "code": getattr(exc.detail, "code", None) or exc.default_code}
+
+
+def _flatten(detail: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"lines": [{}, {"quantity": ["..."]}]}`` -> ``("lines.1.quantity", "...")``."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            yield from _flatten(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(detail, list) and all(isinstance(item, str) for item in detail):
+        for message in detail:
+            yield path or api_settings.NON_FIELD_ERRORS_KEY, message
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            yield from _flatten(item, f"{path}.{index}" if path else str(index))
+    else:
+        yield path or api_settings.NON_FIELD_ERRORS_KEY, detail
+
+
+def _group(messages: list[tuple[str, Any]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for path, message in messages:
+        grouped.setdefault(path, []).append(str(message))
+    return grouped
+
+
+def _summary(messages: list[tuple[str, Any]]) -> str:
+    if not messages:
+        return "Invalid input."
+    path, message = messages[0]
+    first = str(message) if path == api_settings.NON_FIELD_ERRORS_KEY else f"Invalid input: {path}: {message}"
+    more = len(messages) - 1
+    return f"{first} (and {more} more: see errors)" if more else first
+
+
+# Django's error handlers (config/urls.py): for what fails before or outside a DRF view.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: JSON for an unknown URL under ``/api/``, Django's page elsewhere."""
+    if _is_api(request):
+        body = {"detail": f"There is no API route {request.path}: see /api/docs/.", "code": "not_found"}
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a request Django refused before any view (a bad Host header, an oversized form)."""
+    if _is_api(request):
+        api_exc = as_api_exception(exception)
+        if isinstance(api_exc, exceptions.APIException):
+            return JsonResponse(error_body(api_exc), status=api_exc.status_code)
+        return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a bug. The client learns only that it is not their fault."""
+    if _is_api(request):
+        body = {"detail": "Internal server error: the fault is ours and has been logged.", "code": "server_error"}
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

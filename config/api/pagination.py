@@ -1,0 +1,50 @@
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+
+class Pagination(PageNumberPagination):
+    """``{count, next, previous, results}``, with ``?page=`` and ``?page_size=`` (1 to 200).
+
+    A malformed ``page`` or ``page_size`` is a 400 naming it (DRF would
+    quietly fall back to the default size); a page past the end is a 404.
+    """
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            message = f"Give a whole number from 1 to {self.max_page_size}."
+            raise ValidationError({self.page_size_query_param: [message]})
+        return int(raw)
+
+    def get_page_number(self, request: Request, paginator: Any) -> str:
+        raw = request.query_params.get(self.page_query_param, "1")
+        if not (raw.isdigit() and int(raw) >= 1) and raw not in self.last_page_strings:
+            raise ValidationError({self.page_query_param: ["Give a whole number from 1 (or `last`)."]})
+        return raw
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["maximum"] = self.max_page_size
+        return parameters
+
+
+def paginated_response(
+    *, request: Request, view: Any, queryset: Any, serializer_class: type[serializers.Serializer]
+) -> Response:
+    """One page of ``queryset`` through ``view.pagination_class`` (set it on the view so the schema knows)."""
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

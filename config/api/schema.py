@@ -1,0 +1,55 @@
+"""The OpenAPI schema: every operation documents the error bodies it can answer."""
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.permissions import AllowAny
+
+from .errors import ErrorSerializer
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input, and nothing was written: `errors` has the messages for each field.",
+    401: "No credentials, or bad ones: send `Authorization: Token <key>` (POST /api/auth/token/ gives the key).",
+    403: "Signed in, but not allowed to do this.",
+    404: "No such resource (or not yours to see).",
+    409: "The resource's current state forbids this.",
+    413: "The request body is over the size limit.",
+    415: "The body is not JSON: send `Content-Type: application/json`.",
+    429: "Too many requests: wait the seconds in `Retry-After`.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """For ``extend_schema(responses={200: Out, **error_responses(404, 409)})``."""
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """Adds to each operation the errors it can give, besides those its view declares.
+
+    401/403 for a route that needs a user, 400/413/415 for one that reads a
+    body, 400 for a list with a ``FilterSerializer``, 404 for a path with
+    parameters and for a paginated list (a page past the end), 429 for a
+    throttled route. A view's own ``extend_schema`` responses win.
+    """
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        for code, response in error_responses(*self._error_codes()).items():
+            responses.setdefault(str(code), self._get_response_for_code(response, str(code), direction=direction))
+        return dict(sorted(responses.items()))
+
+    def _error_codes(self) -> list[int]:
+        codes = []
+        if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
+            codes += [400, 413, 415]
+        elif getattr(self.view, "FilterSerializer", None) is not None:
+            codes.append(400)
+        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            codes += [401, 403]
+        if "{" in self.path or (self.method == "GET" and self._is_list_view()):
+            codes.append(404)
+        if self.view.get_throttles():
+            codes.append(429)
+        return codes

@@ -1,0 +1,116 @@
+"""Every API error is JSON a person can act on: the shape of config/api/errors.py."""
+
+import json
+
+import pytest
+from django.test import RequestFactory
+from rest_framework.exceptions import ValidationError
+from rest_framework.test import APIClient
+
+from config.api.errors import Conflict, error_body, server_error
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "/api/auth/token/"
+
+
+def test_malformed_json_gets_400_saying_so():
+    response = APIClient().generic("POST", TOKEN_URL, '{"username": "sam",', content_type="application/json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "parse_error"
+    assert body["detail"].startswith("The body is not valid JSON: ")
+
+
+def test_json_that_is_not_strict_json_is_refused():
+    response = APIClient().generic("POST", TOKEN_URL, '{"username": NaN}', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+def test_a_body_over_the_limit_gets_413_without_being_parsed(settings):
+    # given a body just over the limit (1 MiB)
+    body = json.dumps({"username": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "password": "p"})
+    # when
+    response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/json")
+    # then
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": f"The request body is larger than the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes: "
+        "send less.",
+        "code": "request_too_large",
+    }
+
+
+def test_an_oversized_form_body_gets_413_too(settings):
+    body = "username=" + "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+
+
+def test_a_body_that_is_not_json_gets_415():
+    response = APIClient().generic("POST", TOKEN_URL, "<xml/>", content_type="application/xml")
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+
+
+def test_a_wrong_method_gets_405_json():
+    response = APIClient().get(TOKEN_URL)
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "GET" not allowed.', "code": "method_not_allowed"}
+
+
+def test_an_unknown_api_route_gets_404_json():
+    response = APIClient().get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "There is no API route /api/no-such-thing/: see /api/docs/.",
+        "code": "not_found",
+    }
+
+
+def test_an_unknown_page_outside_the_api_stays_html():
+    response = APIClient().get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_bug_under_the_api_answers_500_json_without_details():
+    response = server_error(RequestFactory().get("/api/outbox/dead-letters/"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "detail": "Internal server error: the fault is ours and has been logged.",
+        "code": "server_error",
+    }
+
+
+def test_nested_field_errors_are_keyed_by_their_path():
+    # given the errors DRF reports for an order whose second line has a bad quantity
+    exc = ValidationError(
+        {"lines": [{}, {"quantity": ["Ensure this value is greater than or equal to 1."]}], "payment_token": ["Bad."]}
+    )
+    # when
+    body = error_body(exc)
+    # then
+    assert body == {
+        "detail": "Invalid input: lines.1.quantity: Ensure this value is greater than or equal to 1. "
+        "(and 1 more: see errors)",
+        "code": "invalid",
+        "errors": {"lines.1.quantity": ["Ensure this value is greater than or equal to 1."], "payment_token": ["Bad."]},
+    }
+
+
+def test_a_plain_validation_message_is_the_detail():
+    body = error_body(ValidationError("Lines must name different products."))
+    assert body == {
+        "detail": "Lines must name different products.",
+        "code": "invalid",
+        "errors": {"non_field_errors": ["Lines must name different products."]},
+    }
+
+
+def test_a_conflict_is_409_with_its_reason():
+    exc = Conflict("Order 42 has shipped: it can no longer be cancelled.")
+    assert exc.status_code == 409
+    assert error_body(exc) == {"detail": "Order 42 has shipped: it can no longer be cancelled.", "code": "conflict"}
