@@ -28,6 +28,8 @@ run: $(VENV)/.requirements
 	@echo "  Admin:       http://127.0.0.1:$(PORT)/admin/"
 	@echo "  API schema:  http://127.0.0.1:$(PORT)/api/schema/  (docs: /api/docs/)"
 	@echo ""
+	@# Metrics the last run's processes left (prometheus_client multiprocess files) would add to this run's.
+	rm -f "$${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}"/*.db
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 ## test: the whole suite against PostgreSQL and Redis

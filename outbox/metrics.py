@@ -1,13 +1,25 @@
-"""Prometheus metrics the outbox records as it works.
+"""Prometheus metrics the outbox records as it works, and what ``/metrics`` shows.
 
 Counters and histograms are recorded in the process that does the work (the
-relay, a worker); the state of the tables (pending, dead, oldest age) is read
-from the database when ``/metrics`` is scraped, by :class:`OutboxCollector`.
+relay, a worker). With ``PROMETHEUS_MULTIPROC_DIR`` set (settings do it) they
+are written to files there, which the web process sums at scrape time. The
+state of the tables (deliveries not done, dead letters, the oldest waiting
+age) is read from the database when ``/metrics`` is scraped, by
+:class:`OutboxCollector`, through the partial index of unfinished rows only.
 """
 
-from prometheus_client import Counter, Histogram
+import os
+from collections.abc import Iterable, Iterator
 
-EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Events written to the outbox.", ["type"])
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import selectors
+
+EVENTS_PUBLISHED = Counter(
+    "outbox_events_published_total", "Events written to the outbox, counted as the relay fans them out.", ["type"]
+)
 HANDLER_SECONDS = Histogram(
     "outbox_handler_duration_seconds",
     "Time a handler took, per attempt.",
@@ -19,3 +31,62 @@ RELAY_BATCH_SECONDS = Histogram(
     "Time one relay batch (fan-out and dispatch) took.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+# Done deliveries are never counted in the table (that would scan every
+# finished row); the handler runner counts them as it finishes them.
+DELIVERIES_DONE = Counter("outbox_deliveries_done_total", "Deliveries finished successfully.", ["handler"])
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def record_events_relayed(events: Iterable[object]) -> None:
+    """Count relayed events by type (called once their fan-out committed)."""
+    for event in events:
+        EVENTS_PUBLISHED.labels(event.type).inc()
+
+
+class OutboxCollector(Collector):
+    """Deliveries not done per handler and status, dead letters, the oldest waiting age: one query."""
+
+    def collect(self) -> Iterator[Metric]:
+        deliveries = GaugeMetricFamily(
+            "outbox_deliveries",
+            "Deliveries not done, per handler and status (done ones: outbox_deliveries_done_total).",
+            labels=["handler", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "outbox_oldest_pending_delivery_age_seconds",
+            "Age of the oldest delivery not yet done (pending or dispatched), per handler; 0 when none waits.",
+            labels=["handler"],
+        )
+        dead = GaugeMetricFamily(
+            "outbox_dead_letters", "Dead deliveries not yet retried or discarded, per handler.", labels=["handler"]
+        )
+        for row in selectors.handler_statuses():
+            for state in ("pending", "dispatched", "dead"):
+                deliveries.add_metric([row.handler, state], getattr(row, state))
+            age = row.oldest_pending_age.total_seconds() if row.oldest_pending_age else 0.0
+            oldest.add_metric([row.handler], age)
+            dead.add_metric([row.handler], row.dead)
+        yield from (deliveries, oldest, dead)
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check at registration, and no query then
+
+
+class _ThisProcess(Collector):
+    """The default registry, when there is no multiprocess folder to read instead."""
+
+    def collect(self) -> Iterator[Metric]:
+        return REGISTRY.collect()
+
+
+def exposition() -> bytes:
+    """The text ``/metrics`` answers: every process's counters plus the tables' state now."""
+    registry = CollectorRegistry()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        multiprocess.MultiProcessCollector(registry, path=folder)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(OutboxCollector())
+    return generate_latest(registry)

@@ -92,6 +92,9 @@ def fan_out(*, batch_size: int) -> RelayStats:
         OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(relayed_at=now)
         to_send = [d for d in deliveries if d.status == Status.DISPATCHED]
         transaction.on_commit(lambda: send(to_send))
+        from .metrics import record_events_relayed
+
+        transaction.on_commit(lambda: record_events_relayed(events))
     return RelayStats(fanned_out=len(events), dispatched=len(to_send))
 
 

@@ -6,6 +6,7 @@ a Celery broker on the file system) so the project runs with nothing but
 Python installed. See the README for every variable.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -270,3 +271,31 @@ SPECTACULAR_SETTINGS = {
     # Enums named after what they are, not after the field that shows them.
     "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "outbox.models.Delivery.Status"},
 }
+
+# METRICS
+# ------------------------------------------------------------------------------
+# GET /metrics (Prometheus). With METRICS_TOKEN set it needs "Authorization:
+# Bearer <token>"; without, it answers only requests from this host's loopback
+# that came through no proxy.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Counters and histograms recorded by workers and the relay reach the web
+# process's /metrics through files in this folder (prometheus_client's
+# multiprocess mode). Every process of one host must share it, and it must be
+# emptied when they are all restarted. Unset: /metrics shows the table-derived
+# figures and the web process's own counters only.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+
+
+def share_prometheus_metrics(folder: str) -> str:
+    """Turn on prometheus_client's multiprocess mode in this process and its children.
+
+    prometheus_client reads the variable when it is first imported, which is
+    after settings are loaded in every process of this project.
+    """
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+share_prometheus_metrics(PROMETHEUS_MULTIPROC_DIR)

@@ -28,3 +28,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# METRICS
+# ------------------------------------------------------------------------------
+# PROMETHEUS_MULTIPROC_DIR: a folder shared by the web, worker and relay
+# processes of one host, emptied before they start (e.g. ExecStartPre), so
+# /metrics shows the workers' counters. METRICS_TOKEN: the scraper's bearer
+# token; without it /metrics answers only loopback requests that came
+# through no proxy. Both are read in base.py.

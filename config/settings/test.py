@@ -1,7 +1,10 @@
 """Test settings: real PostgreSQL and a real Redis broker, never the embedded default."""
 
+import os
+import tempfile
+
 from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, env
+from .base import INSTALLED_APPS, env, share_prometheus_metrics
 
 SECRET_KEY = env("SECRET_KEY", default="test-only-secret-key-not-for-deployment")
 DEBUG = False
@@ -22,3 +25,8 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.outbox.probe"]
 WHITENOISE_USE_FINDERS = True
 # The schema and fault tests sign in far more often than a person would.
 API_TOKEN_RATE = env("API_TOKEN_RATE", default="10000/minute")
+# One metrics folder per test session, inherited by the workers and servers it
+# starts (so their counters reach /metrics), apart from other sessions' runs.
+PROMETHEUS_MULTIPROC_DIR = share_prometheus_metrics(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="oms-test-metrics-")
+)
