@@ -98,13 +98,25 @@ class DeadLetterActions:
 
     @admin.action(description="Retry the selected dead deliveries", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        selected = queryset.count()
         count = services.dead_letter_retry(deliveries=queryset)
-        self.message_user(request, f"{count} dead deliveries sent round again.", messages.SUCCESS)
+        self.message_user(request, _retried(count, selected), messages.SUCCESS if count else messages.WARNING)
 
     @admin.action(description="Discard the selected dead deliveries (kept, marked resolved)", permissions=["retry"])
     def discard(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = services.dead_letter_discard(deliveries=queryset, user=request.user)
         self.message_user(request, f"{count} dead deliveries discarded.", messages.SUCCESS)
+
+
+def _retried(count: int, selected: int) -> str:
+    one = count == 1
+    message = (
+        f"{count} dead {'delivery' if one else 'deliveries'} sent round again with a fresh set of attempts: "
+        f"follow {'it' if one else 'them'} under Deliveries."
+    )
+    if selected > count:
+        message += f" {selected - count} of those selected were not dead, or were discarded, and were left alone."
+    return message
 
 
 @admin.register(Delivery)
@@ -126,11 +138,18 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
         "finished_at",
         "resolved_at",
         "resolved_by",
-        "last_error",
+        "last_error_of_attempt",
         "traceback_pre",
     )
-    exclude = ("event", "traceback")
+    exclude = ("event", "traceback", "last_error")
     show_full_result_count = False
+
+    @admin.display(description="last error")
+    def last_error_of_attempt(self, obj: Delivery) -> str:
+        """A done delivery keeps the error of the attempt that failed before it: say so."""
+        if obj.status == Delivery.Status.DONE and obj.last_error:
+            return f"{obj.last_error}  (from an earlier attempt: the last one succeeded)"
+        return obj.last_error or "-"
 
     @admin.display(description="event")
     def event_link(self, obj: Delivery) -> str:
