@@ -47,15 +47,23 @@ class ErrorSerializer(serializers.Serializer):
         help_text="A stable machine-readable code: invalid, parse_error, not_authenticated, "
         "authentication_failed, permission_denied, not_found, conflict, request_too_large, throttled, ..."
     )
+
+    class Meta:
+        ref_name = "Error"
+
+
+class InvalidInputSerializer(ErrorSerializer):
+    """A 400: the error, and for invalid fields the messages of each (absent when the body is not JSON)."""
+
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
-        help_text="On invalid input only: the messages for each field, keyed by its path "
+        help_text="The messages for each invalid field, keyed by its path "
         "(`lines.0.quantity`; `non_field_errors` for the input as a whole).",
     )
 
     class Meta:
-        ref_name = "Error"
+        ref_name = "InvalidInput"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

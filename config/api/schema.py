@@ -3,26 +3,64 @@
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
-from .errors import ErrorSerializer
+from .errors import ErrorSerializer, InvalidInputSerializer
 
-ERROR_DESCRIPTIONS = {
-    400: "Invalid input, and nothing was written: `errors` has the messages for each field.",
-    401: "No credentials, or bad ones: send `Authorization: Token <key>` (POST /api/auth/token/ gives the key).",
-    403: "Signed in, but not allowed to do this.",
-    404: "No such resource (or not yours to see).",
-    409: "The resource's current state forbids this.",
-    413: "The request body is over the size limit.",
-    415: "The body is not JSON: send `Content-Type: application/json`.",
-    429: "Too many requests: wait the seconds in `Retry-After`.",
+# code: (when, an example body)
+ERRORS = {
+    400: (
+        "Invalid input, and nothing was written: `errors` has the messages for each field.",
+        {
+            "detail": "Invalid input: lines.0.quantity: Ensure this value is greater than or equal to 1.",
+            "code": "invalid",
+            "errors": {"lines.0.quantity": ["Ensure this value is greater than or equal to 1."]},
+        },
+    ),
+    401: (
+        "No credentials, or bad ones: send `Authorization: Token <key>` (POST /api/auth/token/ gives the key).",
+        {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"},
+    ),
+    403: (
+        "Signed in, but not allowed to do this.",
+        {"detail": "Only staff may use this route.", "code": "permission_denied"},
+    ),
+    404: ("No such resource (or not yours to see).", {"detail": "Not found.", "code": "not_found"}),
+    409: (
+        "The resource's current state forbids this.",
+        {"detail": "The request conflicts with the current state of the resource.", "code": "conflict"},
+    ),
+    413: (
+        "The request body is over the size limit.",
+        {
+            "detail": "The request body is larger than the limit of 1048576 bytes: send less.",
+            "code": "request_too_large",
+        },
+    ),
+    415: (
+        "The body is not JSON: send `Content-Type: application/json`.",
+        {"detail": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type"},
+    ),
+    429: (
+        "Too many requests: wait the seconds in `Retry-After`.",
+        {"detail": "Request was throttled. Expected available in 42 seconds.", "code": "throttled"},
+    ),
 }
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """For ``extend_schema(responses={200: Out, **error_responses(404, 409)})``."""
-    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+    return {code: _error_response(code) for code in codes}
+
+
+def _error_response(code: int) -> OpenApiResponse:
+    description, example = ERRORS[code]
+    return OpenApiResponse(
+        InvalidInputSerializer if code == 400 else ErrorSerializer,
+        description=description,
+        examples=[OpenApiExample(example["code"], value=example, status_codes=[code], response_only=True)],
+    )
 
 
 class AutoSchema(SpectacularAutoSchema):

@@ -81,6 +81,7 @@ THIRD_PARTY_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us rather than a CDN
 ]
 LOCAL_APPS = [
     "outbox",
@@ -268,6 +269,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Enums named after what they are, not after the field that shows them.
     "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "outbox.models.Delivery.Status"},
 }

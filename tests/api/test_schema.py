@@ -46,7 +46,8 @@ def test_every_operation_documents_its_error_bodies():
             assert errors, f"{method} {path} documents no error"
             for code, response in errors.items():
                 schema_ref = response["content"]["application/json"]["schema"]["$ref"]
-                assert schema_ref == "#/components/schemas/Error", f"{method} {path} {code}"
+                expected = "InvalidInput" if code == "400" else "Error"
+                assert schema_ref == f"#/components/schemas/{expected}", f"{method} {path} {code}"
             if operation.get("security") != [{}]:
                 assert {"401", "403"} <= responses.keys(), f"{method} {path}"
 
