@@ -13,7 +13,8 @@ from inventory.selectors import stock_level
 from inventory.services import stock_reserve
 from tests.factories import make_product
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Real commits, so the standard relay and worker are stopped: nothing else should touch the tables.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_live_outbox")]
 
 
 def _race(calls: list) -> list:
@@ -49,11 +50,12 @@ def test_orders_locking_the_same_skus_in_opposite_line_order_do_not_deadlock():
     a, b = make_product(on_hand=100), make_product(on_hand=100)
     forwards = [StockLine(sku=a.sku, quantity=1), StockLine(sku=b.sku, quantity=1)]
     backwards = list(reversed(forwards))
+    orders = [uuid.uuid4() for _ in range(12)]
     # when
     results = _race(
-        [lambda i=i: stock_reserve(order_id=uuid.uuid4(), lines=forwards if i % 2 else backwards) for i in range(12)]
+        [lambda i=i: stock_reserve(order_id=orders[i], lines=forwards if i % 2 else backwards) for i in range(12)]
     )
     # then
     assert {r.status for r in results} == {"reserved"}
     assert stock_level(sku=a.sku).reserved == stock_level(sku=b.sku).reserved == 12
-    assert Reservation.objects.filter(status="reserved").count() == 12
+    assert Reservation.objects.filter(order_id__in=orders, status="reserved").count() == 12

@@ -67,8 +67,8 @@ def test_an_invalid_order_is_refused_with_a_clear_message_and_nothing_is_written
     # when / then
     with pytest.raises(InvalidOrder, match=message):
         order_place(customer_id=customer.pk, lines=lines, shipping_address=ADDRESS, payment_token="tok_visa")
-    assert not Order.objects.exists()
-    assert not OutboxEvent.objects.exists()
+    assert not Order.objects.filter(customer=customer).exists()
+    assert not OutboxEvent.objects.filter(type="orders.OrderPlaced", payload__customer_id=customer.pk).exists()
 
 
 def test_an_incomplete_address_is_refused():
