@@ -66,10 +66,6 @@ class Order(models.Model):
         return f"order {self.id} ({self.status})"
 
     @property
-    def total(self) -> tuple[Decimal, str]:
-        return self.total_amount, self.currency
-
-    @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
 

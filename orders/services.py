@@ -186,7 +186,10 @@ def _publish(order: Order, event) -> None:
 
 
 def _valid_lines(lines: Sequence[LineRequest | Mapping[str, Any]]) -> list[LineRequest]:
-    requested = [line if isinstance(line, LineRequest) else LineRequest(**line) for line in lines]
+    try:
+        requested = [line if isinstance(line, LineRequest) else LineRequest(**line) for line in lines]
+    except TypeError:
+        raise InvalidOrder("Each line needs exactly a sku and a quantity.") from None
     if not 1 <= len(requested) <= MAX_LINES:
         raise InvalidOrder(f"An order has between 1 and {MAX_LINES} lines; this one has {len(requested)}.")
     skus = [r.sku for r in requested]

@@ -59,6 +59,7 @@ def test_a_later_price_change_does_not_change_a_placed_order():
         ([{"sku": "NO-SUCH-SKU", "quantity": 1}], "No product has SKU NO-SUCH-SKU"),
         ([{"sku": "DUP", "quantity": 1}, {"sku": "DUP", "quantity": 2}], "one line only"),
         ([{"sku": "ANY", "quantity": 0}], "at least 1"),
+        ([{"sku": "ANY", "qty": 1}], "a sku and a quantity"),
     ],
 )
 def test_an_invalid_order_is_refused_with_a_clear_message_and_nothing_is_written(lines, message):
