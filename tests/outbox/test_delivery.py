@@ -112,4 +112,3 @@ def _dispatched_by_hand(event, handler: str, *, lease_seconds: float) -> Deliver
             dispatched_at=now,
             due_at=now + timedelta(seconds=lease_seconds),
         )
-

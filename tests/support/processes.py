@@ -95,9 +95,7 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def start_worker(
-    *, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = "prefork", **env: str
-) -> ChildProcess:
+def start_worker(*, queues: str = ALL_QUEUES, concurrency: int = 2, pool: str = "prefork", **env: str) -> ChildProcess:
     """Start ``celery worker`` and wait until it says it is ready to consume."""
     node = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     argv = [

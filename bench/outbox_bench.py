@@ -1,0 +1,319 @@
+"""Benchmarks of the outbox on real PostgreSQL, Redis, relay and Celery worker processes.
+
+    .venv/bin/python bench/outbox_bench.py latency      # commit -> handler done, light load
+    .venv/bin/python bench/outbox_bench.py throughput   # deliveries done per second under load
+    .venv/bin/python bench/outbox_bench.py backlog      # deliveries per second draining a backlog
+    .venv/bin/python bench/outbox_bench.py publish      # what publishing adds to a transaction
+    .venv/bin/python bench/outbox_bench.py claims       # relay claim time, empty vs a million finished rows
+    .venv/bin/python bench/outbox_bench.py all --runs 3 --save bench/results/now.json
+    .venv/bin/python bench/outbox_bench.py all --baseline bench/results/before.json
+
+Each figure is the median over ``--runs`` runs (this machine is small and
+noisy). With ``--baseline`` each figure is printed with its ratio to the
+saved one. The scratch database is ``oms_bench`` (``BENCH_DATABASE_URL``),
+created and migrated on first use; Redis DB 13 is the broker.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench")
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="config.settings.test",
+    TEST_DATABASE_URL=DB_URL,
+    TEST_BROKER_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
+    TEST_CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/14"),
+    LOG_LEVEL="WARNING",
+)
+
+import django  # noqa: E402
+
+django.setup()
+
+import psycopg  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from outbox.models import Delivery, InboxEntry, OutboxEvent  # noqa: E402
+from outbox.publishing import publish  # noqa: E402
+from tests.outbox.probe.events import Priced  # noqa: E402
+from tests.outbox.probe.models import Effect, Switch  # noqa: E402
+from tests.support.processes import ChildProcess, start_relay, start_worker  # noqa: E402
+
+PROBE_QUEUES = "outbox,probe"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=[*BENCHES, "all"])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--save", type=Path, help="write the medians as JSON, to compare against later")
+    parser.add_argument("--baseline", type=Path, help="print ratios to the medians saved in this file")
+    args = parser.parse_args()
+    prepare_database()
+    names = list(BENCHES) if args.which == "all" else [args.which]
+    results: dict[str, float] = {}
+    for name in names:
+        runs = [BENCHES[name]() for _ in range(args.runs)]
+        for key in runs[0]:
+            results[key] = statistics.median(run[key] for run in runs)
+            print_figure(key, results[key], [run[key] for run in runs], args.baseline)
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(results, indent=2))
+
+
+def print_figure(key: str, median: float, runs: list[float], baseline: Path | None) -> None:
+    line = f"{key:<42} {median:>12.2f}   (runs: {', '.join(f'{r:.2f}' for r in runs)})"
+    if baseline and baseline.exists():
+        before = json.loads(baseline.read_text()).get(key)
+        if before:
+            line += f"   x{median / before:.2f} vs baseline {before:.2f}"
+    print(line, flush=True)
+
+
+# Set-up ----------------------------------------------------------------------------------------
+
+
+def prepare_database() -> None:
+    name = connection.settings_dict["NAME"]
+    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    call_command("migrate", verbosity=0)
+
+
+def reset_tables() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE outbox_inbox, outbox_delivery, outbox_event, probe_effect, probe_switch")
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+class Processes:
+    """A relay and a worker, stopped on exit."""
+
+    def __init__(self, *, concurrency: int = 2, relay: bool = True, **env: str) -> None:
+        self.children: list[ChildProcess] = []
+        self.concurrency, self.relay, self.env = concurrency, relay, env
+
+    def __enter__(self) -> "Processes":
+        if self.relay:
+            self.children.append(start_relay(poll_seconds=0.5, **self.env))
+        self.children.append(start_worker(queues=PROBE_QUEUES, concurrency=self.concurrency, **self.env))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for child in self.children:
+            child.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"benchmark timed out after {timeout}s")
+        time.sleep(0.01)
+
+
+def priced() -> Priced:
+    return Priced(thing_id=uuid.uuid4(), price={"amount": "9.99", "currency": "EUR"})
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# Benchmarks ------------------------------------------------------------------------------------
+
+
+def latency(events: int = 1000, interval: float = 0.01) -> dict[str, float]:
+    """Commit -> handler done, one event every 10 ms, through each push path.
+
+    ``notify``: the dedicated relay process woken by PostgreSQL NOTIFY.
+    ``kick``: no relay process; each commit kicks (coalesced) a relay task to a worker.
+    """
+    figures = {}
+    for path, processes in (
+        ("notify", lambda: Processes(OUTBOX_KICK_ON_COMMIT="false")),
+        ("kick", lambda: Processes(relay=False)),
+    ):
+        reset_tables()
+        committed: dict[uuid.UUID, float] = {}
+        with processes(), outbox_settings(KICK_ON_COMMIT=path == "kick"):
+            time.sleep(1)  # let the processes settle
+            for _ in range(events):
+                with transaction.atomic():
+                    row = publish(priced())
+                committed[row.event_id] = time.time()
+                time.sleep(interval)
+            wait_until(lambda: InboxEntry.objects.count() >= events, timeout=60)
+        handled = dict(InboxEntry.objects.values_list("event_id", "handled_at"))
+        millis = [(handled[e].timestamp() - t) * 1000 for e, t in committed.items()]
+        figures[f"latency_{path}_p50_ms"] = percentile(millis, 0.5)
+        figures[f"latency_{path}_p99_ms"] = percentile(millis, 0.99)
+    return figures
+
+
+def outbox_settings(**overrides: object):
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(OUTBOX={**settings.OUTBOX, **overrides})
+
+
+def throughput(seconds: float = 10.0, writers: int = 2) -> dict[str, float]:
+    """Deliveries done per second while writers publish as fast as they can."""
+    reset_tables()
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                with transaction.atomic():
+                    for _ in range(10):
+                        publish(priced())
+        finally:
+            connection.close()
+
+    with Processes(OUTBOX_KICK_ON_COMMIT="false"), outbox_settings(KICK_ON_COMMIT=False):
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # warm up
+        start_count, start = InboxEntry.objects.count(), time.monotonic()
+        time.sleep(seconds)
+        done = InboxEntry.objects.count() - start_count
+        elapsed = time.monotonic() - start
+        stop.set()
+        for thread in threads:
+            thread.join()
+        published = OutboxEvent.objects.count()
+    return {"load_deliveries_per_s": done / elapsed, "load_published_per_s": published / (elapsed + 2)}
+
+
+def backlog(events: int = 20_000) -> dict[str, float]:
+    """Deliveries per second draining events that were written while no relay ran."""
+    reset_tables()
+    with transaction.atomic():
+        for start in range(0, events, 1000):
+            OutboxEvent.objects.bulk_create([_row() for _ in range(min(1000, events - start))])
+    with Processes(OUTBOX_KICK_ON_COMMIT="false", relay=False) as processes:
+        began = time.monotonic()
+        processes.children.append(start_relay(poll_seconds=0.5, OUTBOX_KICK_ON_COMMIT="false"))
+        wait_until(lambda: InboxEntry.objects.count() >= events, timeout=300)
+        elapsed = time.monotonic() - began
+    return {"backlog_deliveries_per_s": events / elapsed}
+
+
+def _row() -> OutboxEvent:
+    from django.utils import timezone
+
+    event = priced()
+    return OutboxEvent(
+        type=event.event_type,
+        version=event.version,
+        occurred_at=timezone.now(),
+        aggregate_type=event.aggregate_type,
+        aggregate_id=event.aggregate_id,
+        correlation_id=uuid.uuid4(),
+        payload=event.model_dump(mode="json"),
+    )
+
+
+def publish_cost(transactions: int = 2000) -> dict[str, float]:
+    """A typical small business transaction (insert one row, update another), with and without one event."""
+    reset_tables()
+    switch = Switch.objects.create(name="bench")
+
+    def business(with_event: bool) -> float:
+        began = time.perf_counter()
+        for _ in range(transactions):
+            with transaction.atomic():
+                Effect.objects.create(handler="bench", event_id=uuid.uuid4(), aggregate_id="x")
+                Switch.objects.filter(id=switch.id).update(on=True)
+                if with_event:
+                    publish(priced())
+        return (time.perf_counter() - began) / transactions * 1e6
+
+    with outbox_settings(KICK_ON_COMMIT=False):
+        business(False), business(True)  # warm up
+        plain, published = business(False), business(True)
+    return {
+        "tx_plain_us": plain,
+        "tx_with_publish_us": published,
+        "publish_overhead_pct": (published / plain - 1) * 100,
+    }
+
+
+def claims(finished_rows: int = 1_000_000, samples: int = 200) -> dict[str, float]:
+    """Time of one relay claim of one new event, with no history and with a million finished rows."""
+    from outbox.relay import dispatch_due, fan_out
+
+    def claim_ms() -> float:
+        timings = []
+        for _ in range(samples):
+            with transaction.atomic():
+                publish(priced())
+            began = time.perf_counter()
+            fan_out(batch_size=500)
+            dispatch_due(batch_size=500)
+            timings.append((time.perf_counter() - began) * 1000)
+            Delivery.objects.filter(status="dispatched").update(status="done")
+        return statistics.median(timings)
+
+    with outbox_settings(KICK_ON_COMMIT=False):
+        reset_tables()
+        empty = claim_ms()
+        _fill_history(finished_rows)
+        full = claim_ms()
+    return {"claim_ms_empty": empty, "claim_ms_1m_finished": full, "claim_ratio_full_vs_empty": full / empty}
+
+
+def _fill_history(rows: int) -> None:
+    """A million relayed events and their done deliveries, written by SQL for speed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
+                                      correlation_id, traceparent, payload, relayed_at)
+            SELECT gen_random_uuid(), 'probe.Priced', 2, now(), 'probe.Thing', g::text, gen_random_uuid(), '',
+                   '{}'::jsonb, now()
+            FROM generate_series(1, %s) g
+            """,
+            [rows],
+        )
+        cursor.execute(
+            """
+            INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error,
+                                         traceback, created_at, finished_at)
+            SELECT id, 'probe.record_price', 'probe', 'done', 1, now(), '', '', now(), now()
+            FROM outbox_event WHERE relayed_at IS NOT NULL
+            """
+        )
+        cursor.execute("ANALYZE outbox_event; ANALYZE outbox_delivery")
+
+
+BENCHES: dict[str, Callable[[], dict[str, float]]] = {
+    "latency": latency,
+    "throughput": throughput,
+    "backlog": backlog,
+    "publish": publish_cost,
+    "claims": claims,
+}
+
+if __name__ == "__main__":
+    main()
