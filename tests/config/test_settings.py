@@ -1,0 +1,69 @@
+"""The settings a deployment relies on, checked the way an operator would: by running manage.py."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_KEY", "DATABASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_settings_pass_the_deployment_checklist():
+    result = _manage(
+        "check",
+        "--deploy",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="a-long-random-production-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/oms",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    result = _manage(
+        "check", DJANGO_SETTINGS_MODULE="config.settings.production", DATABASE_URL="postgres://postgres@127.0.0.1/oms"
+    )
+    assert result.returncode != 0
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_the_embedded_default_is_sqlite_in_wal_mode_and_a_serverless_broker():
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; from django.db import connection; "
+        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); "
+        "print(connection.vendor, c.fetchone()[0], settings.CELERY_BROKER_URL)",
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["sqlite", "wal", "filesystem://"]
+
+
+def test_the_suite_stops_loudly_when_postgresql_is_down():
+    # given a port nothing listens on
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # when pytest starts against it
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/outbox/test_events.py", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**os.environ, "TEST_DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/oms"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # then it fails, says why, and says how to start PostgreSQL
+    assert result.returncode == 3
+    assert f"PostgreSQL at 127.0.0.1:{port} is not reachable" in result.stdout + result.stderr
+    assert "pg_ctlcluster" in result.stdout + result.stderr
