@@ -3,6 +3,7 @@
     .venv/bin/python bench/outbox_bench.py latency      # commit -> handler done, light load
     .venv/bin/python bench/outbox_bench.py throughput   # deliveries done per second under load
     .venv/bin/python bench/outbox_bench.py backlog      # deliveries per second draining a backlog
+    .venv/bin/python bench/outbox_bench.py relay        # events one relay fans out and dispatches per second
     .venv/bin/python bench/outbox_bench.py publish      # what publishing adds to a transaction
     .venv/bin/python bench/outbox_bench.py claims       # relay claim time, empty vs a million finished rows
     .venv/bin/python bench/outbox_bench.py all --runs 3 --save bench/results/now.json
@@ -10,7 +11,7 @@
 
 Each figure is the median over ``--runs`` runs (this machine is small and
 noisy). With ``--baseline`` each figure is printed with its ratio to the
-saved one. The scratch database is ``oms_bench`` (``BENCH_DATABASE_URL``),
+saved one. The scratch database is ``oms_bench_outbox`` (``BENCH_DATABASE_URL``),
 created and migrated on first use; Redis DB 13 is the broker.
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench")
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench_outbox")
 os.environ.update(
     DJANGO_SETTINGS_MODULE="config.settings.test",
     TEST_DATABASE_URL=DB_URL,
@@ -234,6 +235,23 @@ def _row() -> OutboxEvent:
     )
 
 
+def relay_rate(events: int = 20_000) -> dict[str, float]:
+    """Events a single relay fans out and dispatches per second (tasks sent to Redis, no worker)."""
+    from outbox.relay import relay_pass
+
+    reset_tables()
+    with transaction.atomic():
+        for start in range(0, events, 1000):
+            OutboxEvent.objects.bulk_create([_row() for _ in range(min(1000, events - start))])
+    with outbox_settings(KICK_ON_COMMIT=False):
+        began = time.perf_counter()
+        relayed = 0
+        while relayed < events:
+            relayed += relay_pass(max_seconds=60).fanned_out
+        elapsed = time.perf_counter() - began
+    return {"relay_events_per_s": events / elapsed}
+
+
 def publish_cost(transactions: int = 2000) -> dict[str, float]:
     """A typical small business transaction (insert one row, update another), with and without one event."""
     reset_tables()
@@ -311,6 +329,7 @@ BENCHES: dict[str, Callable[[], dict[str, float]]] = {
     "latency": latency,
     "throughput": throughput,
     "backlog": backlog,
+    "relay": relay_rate,
     "publish": publish_cost,
     "claims": claims,
 }

@@ -146,3 +146,24 @@ def _flaked_row() -> OutboxEvent:
 
 def _queued_ids(redis) -> int:
     return sum(len(batch) for batch in queued_delivery_batches(redis, "probe"))
+
+
+def test_relay_and_worker_recover_when_the_database_drops_their_connections(processes):
+    # given a relay and a worker that have been working
+    processes.append(start_relay(OUTBOX_LEASE_SECONDS="2"))
+    processes.append(start_worker(queues="probe", OUTBOX_LEASE_SECONDS="2"))
+    with transaction.atomic():
+        first = publish(Pinged(thing_id=uuid.uuid4()))
+    wait_for(lambda: Effect.objects.filter(event_id=first.event_id).count() == 3, timeout=20, what="warm-up")
+    # when the database terminates every other connection (a failover, a restart)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with transaction.atomic():
+        events = [publish(Pinged(thing_id=uuid.uuid4())) for _ in range(5)]
+    # then the next events are still delivered, each once
+    ids = {e.event_id for e in events}
+    wait_for(lambda: Effect.objects.filter(event_id__in=ids).count() == 15, timeout=60, what=processes[0].output)
+    assert Effect.objects.filter(event_id__in=ids).values("handler", "event_id").distinct().count() == 15

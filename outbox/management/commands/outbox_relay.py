@@ -6,17 +6,19 @@ which is also what picks up retries and expired leases. Any number may run
 at once: they claim work with SKIP LOCKED. Beat's sweep stays the backstop.
 """
 
+import logging
 import signal
 import threading
 
 import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, connection
 
 from outbox.relay import relay_pass
 
 CHANNEL = "outbox_event"
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,13 +35,15 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        listener = _listen() if connection.vendor == "postgresql" else None
-        self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listener else 'polling'}, poll every {poll_seconds}s")
+        listens = connection.vendor == "postgresql"
+        listener = _listen() if listens else None
+        self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listens else 'polling'}, poll every {poll_seconds}s")
         try:
             while not stop.is_set():
-                close_old_connections()
-                relay_pass()
-                _wait(listener, poll_seconds, stop)
+                _relay_keeping_the_connection()
+                if listens and listener is None:
+                    listener = _listen()
+                listener = _wait(listener, poll_seconds, stop)
         finally:
             if listener is not None:
                 listener.close()
@@ -49,24 +53,48 @@ class Command(BaseCommand):
         self.stdout.write(f"fanned out {stats.fanned_out} events, dispatched {stats.dispatched}, dead {stats.dead}")
 
 
-def _listen() -> psycopg.Connection:
+def _relay_keeping_the_connection() -> None:
+    """One pass on the connection of the last one: reconnecting would cost more than the pass.
+
+    A connection the database dropped is closed here and opened afresh by the next pass.
+    """
+    try:
+        relay_pass()
+    except (OperationalError, InterfaceError):
+        logger.warning("outbox relay: database connection lost; reconnecting", exc_info=True)
+        connection.close()
+
+
+def _listen() -> psycopg.Connection | None:
+    """A connection LISTENing for new events, or None (and polling) while the database is away."""
     params = settings.DATABASES["default"]
-    conn = psycopg.connect(
-        dbname=params["NAME"],
-        user=params.get("USER") or None,
-        password=params.get("PASSWORD") or None,
-        host=params.get("HOST") or None,
-        port=params.get("PORT") or None,
-        autocommit=True,
-    )
-    conn.execute(f"LISTEN {CHANNEL}")
+    try:
+        conn = psycopg.connect(
+            dbname=params["NAME"],
+            user=params.get("USER") or None,
+            password=params.get("PASSWORD") or None,
+            host=params.get("HOST") or None,
+            port=params.get("PORT") or None,
+            autocommit=True,
+        )
+        conn.execute(f"LISTEN {CHANNEL}")
+    except psycopg.OperationalError:
+        logger.warning("outbox relay: cannot LISTEN; polling until the database is back", exc_info=True)
+        return None
     return conn
 
 
-def _wait(listener: psycopg.Connection | None, seconds: float, stop: threading.Event) -> None:
-    """Return on the first notification, or after ``seconds``."""
+def _wait(listener: psycopg.Connection | None, seconds: float, stop: threading.Event) -> psycopg.Connection | None:
+    """Return on the first notification, or after ``seconds``; give back the listener still usable."""
     if listener is None:
         stop.wait(seconds)
-        return
-    for _ in listener.notifies(timeout=seconds, stop_after=1):
-        pass
+        return None
+    try:
+        for _ in listener.notifies(timeout=seconds, stop_after=1):
+            pass
+    except psycopg.OperationalError:
+        logger.warning("outbox relay: lost the LISTEN connection", exc_info=True)
+        listener.close()
+        stop.wait(seconds)
+        return None
+    return listener
