@@ -77,7 +77,12 @@ class DomainEvent(BaseModel):
 
 @dataclass(frozen=True)
 class Envelope:
-    """What is known about a stored event besides its payload."""
+    """What is known about a stored event besides its payload.
+
+    A handler also learns which attempt of its delivery this is, so that it
+    can, say, give up with a business outcome on the last one instead of
+    letting the delivery go dead.
+    """
 
     event_id: uuid.UUID
     type: str
@@ -89,6 +94,12 @@ class Envelope:
     causation_id: uuid.UUID | None
     traceparent: str = ""
     position: int = 0  # the outbox row id: the global order events were written in
+    attempt: int = 1
+    max_attempts: int = 1
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
 
 
 class EventRegistry:

@@ -44,6 +44,11 @@ def record_events_relayed(types: Iterable[str]) -> None:
         EVENTS_PUBLISHED.labels(event_type).inc()
 
 
+def record_deliveries_done(handlers: Iterable[str]) -> None:
+    for handler in handlers:
+        DELIVERIES_DONE.labels(handler).inc()
+
+
 class OutboxCollector(Collector):
     """Deliveries not done per handler and status, dead letters, the oldest waiting age: one query."""
 

@@ -126,7 +126,10 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
     started = time.perf_counter()
     try:
         with transaction.atomic() if isolate else nullcontext(), caused_by(_cause_of(delivery.event)):
-            subscription.handler(event, envelope_of(delivery.event))
+            envelope = envelope_of(
+                delivery.event, attempt=delivery.attempts, max_attempts=subscription.setting("MAX_ATTEMPTS")
+            )
+            subscription.handler(event, envelope)
     except Exception as exc:
         logger.warning(
             "outbox: %s failed on event %s (attempt %s)",
@@ -150,6 +153,7 @@ def _finish(handled: list[Delivery]) -> None:
         return
     now = timezone.now()
     inbox = [d for d in handled if not d.skip_inbox]
+    transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -235,7 +239,7 @@ def _cause_of(event: OutboxEvent) -> Cause:
     return Cause(correlation_id=event.correlation_id, causation_id=event.event_id, traceparent=event.traceparent)
 
 
-def envelope_of(event: OutboxEvent) -> Envelope:
+def envelope_of(event: OutboxEvent, *, attempt: int = 1, max_attempts: int = 1) -> Envelope:
     return Envelope(
         event_id=event.event_id,
         type=event.type,
@@ -247,4 +251,6 @@ def envelope_of(event: OutboxEvent) -> Envelope:
         causation_id=event.causation_id,
         traceparent=event.traceparent,
         position=event.id,
+        attempt=attempt,
+        max_attempts=max_attempts,
     )

@@ -1,11 +1,14 @@
 """Shared fixtures. The suite runs on a real PostgreSQL and a real Redis, or not at all."""
 
 import os
+import time
 
 import psycopg
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.db import OperationalError
+from django.test import TransactionTestCase
 
 from tests.support.processes import ChildProcess, start_relay, start_worker
 
@@ -37,6 +40,32 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(f"Redis at {settings.CELERY_BROKER_URL} is not reachable: {exc}")
     if problems:
         pytest.exit("\n".join(problems) + "\n" + HOW_TO_START, returncode=3)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_retries_a_deadlock():
+    """Let a transactional test's flush retry when it deadlocks with the live processes.
+
+    The session's relay and worker keep polling while pytest-django TRUNCATEs
+    every table after a ``transaction=True`` test; PostgreSQL may then abort
+    the TRUNCATE as a deadlock victim (the relay's claim locks outbox_event
+    before outbox_delivery, TRUNCATE the other way round). Trying again is
+    correct: the flush is idempotent, and the other side has moved on.
+    """
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self) -> None:
+        for attempt in range(1, 6):
+            try:
+                return original(self)
+            except OperationalError as exc:
+                if "deadlock detected" not in str(exc) or attempt == 5:
+                    raise
+                time.sleep(0.1 * attempt)
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
 
 
 @pytest.fixture

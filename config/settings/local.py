@@ -7,7 +7,7 @@ DEBUG = env.bool("DEBUG", default=True)
 # Development only: production refuses to start without SECRET_KEY.
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-local-development-key-do-not-deploy")
 VAR_DIR.mkdir(exist_ok=True)
-for folder in ("broker", "broker-control"):
+for folder in ("broker", "broker-control", "static"):
     (VAR_DIR / folder).mkdir(exist_ok=True)
 # Emptied by `make run` as it starts the processes that share it.
 PROMETHEUS_MULTIPROC_DIR = share_prometheus_metrics(

@@ -34,7 +34,7 @@ def test_publish_outside_a_transaction_raises_and_writes_nothing():
     assert not OutboxEvent.objects.exists()
 
 
-def test_a_committed_event_is_stored_with_its_envelope():
+def test_a_committed_event_is_stored_with_its_envelope(no_live_outbox):
     # given
     thing = uuid.uuid4()
     correlation = uuid.uuid4()

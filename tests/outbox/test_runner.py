@@ -119,6 +119,25 @@ def test_events_published_by_a_handler_are_caused_by_the_handled_event():
     assert caused.correlation_id == handled.correlation_id
 
 
+def test_a_handler_knows_which_attempt_it_is_on():
+    # given a handler that notes its envelope's attempt
+    seen = []
+
+    def note(event, envelope):
+        seen.append((envelope.attempt, envelope.max_attempts, envelope.is_last_attempt))
+
+    sub = subscriptions.add(Subscription(Pinged, note, max_attempts=4), app_label="probe")
+    try:
+        delivery = _dispatched(Pinged(thing_id=uuid.uuid4()), "probe.note")
+        Delivery.objects.filter(id=delivery.id).update(attempts=4)
+        # when
+        run_deliveries([delivery.id])
+    finally:
+        subscriptions.remove(sub.name)
+    # then
+    assert seen == [(4, 4, True)]
+
+
 @pytest.mark.parametrize("attempts", [1, 2, 3, 4, 5])
 def test_backoff_grows_with_every_attempt_until_its_cap(attempts):
     sub = subscriptions.get("probe.flaky")  # base 0.3 s, cap 5 s
