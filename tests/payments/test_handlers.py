@@ -1,14 +1,18 @@
 """The payments handlers, run in-process by the outbox's own runner."""
 
+import dataclasses
+
 import pytest
 
 from orders.services import order_cancel
+from outbox.events import registry
 from outbox.models import Delivery, OutboxEvent
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
-from payments.handlers import AUTHORISE_HANDLER
+from payments.gateway import GatewayUnavailable
+from payments.handlers import AUTHORISE_HANDLER, authorise_payment
 from payments.models import Payment
-from tests.factories import make_product, place_order
+from tests.factories import envelope_for, handle, make_product, place_order
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +78,38 @@ def test_order_cancelled_refunds_what_was_taken():
     # then
     assert Payment.objects.get(order_id=order.id).status == "refunded"
     assert _published(order) == ["payments.PaymentProcessed", "payments.PaymentRefunded"]
+
+
+def _confirmed(order):
+    row = OutboxEvent.objects.get(correlation_id=order.correlation_id, type="orders.OrderConfirmed")
+    return registry.decode(row.type, row.version, row.payload)
+
+
+def test_the_handler_learns_the_last_attempt_from_the_envelope_alone():
+    # given a gateway that is down, and an envelope saying this is attempt 5 of 5 (no delivery row exists)
+    order = place_order(token="tok_unavailable", confirm=True)
+    event = _confirmed(order)
+    envelope = dataclasses.replace(envelope_for(event), attempt=5, max_attempts=5)
+    # when
+    handle(authorise_payment, event, envelope)
+    # then it gives up with a business outcome instead of raising
+    assert not Delivery.objects.filter(event__correlation_id=order.correlation_id).exists()
+    assert Payment.objects.get(order_id=order.id).status == "failed"
+    assert _payment_events_for(order) == ["payments.PaymentFailed"]
+
+
+def test_the_handler_raises_for_a_retry_while_attempts_remain():
+    # given attempt 4 of 5
+    order = place_order(token="tok_unavailable", confirm=True)
+    event = _confirmed(order)
+    envelope = dataclasses.replace(envelope_for(event), attempt=4, max_attempts=5)
+    # when / then
+    with pytest.raises(GatewayUnavailable):
+        handle(authorise_payment, event, envelope)
+    assert _payment_events_for(order) == []
+
+
+def _payment_events_for(order) -> list[str]:
+    """(A handler run by hand has no cause to inherit a correlation from: find its events by order.)"""
+    rows = OutboxEvent.objects.filter(type__startswith="payments.", payload__order_id=str(order.id)).order_by("id")
+    return list(rows.values_list("type", flat=True))
