@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from outbox.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, exposition
+from outbox.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, exposition, record_deliveries_done
 
 pytestmark = pytest.mark.django_db
 
@@ -68,10 +68,12 @@ def test_counters_and_histograms_recorded_in_this_process_are_shown(client):
     # given
     EVENTS_PUBLISHED.labels("probe.Pinged").inc()
     HANDLER_SECONDS.labels("probe.record_a").observe(0.003)
+    record_deliveries_done(["probe.record_a"])
     # when
     found = samples(client.get("/metrics").content.decode())
     # then
     assert found[("outbox_events_published_total", (("type", "probe.Pinged"),))] >= 1
+    assert found[("outbox_deliveries_done_total", (("handler", "probe.record_a"),))] >= 1
     assert found[("outbox_handler_duration_seconds_count", (("handler", "probe.record_a"),))] >= 1
     assert found[("outbox_handler_duration_seconds_bucket", (("handler", "probe.record_a"), ("le", "0.005")))] >= 1
 

@@ -20,6 +20,7 @@ def counts() -> dict:
     return {
         "published": found.get(("outbox_events_published_total", (("type", "probe.Pinged"),)), 0),
         "handled": found.get(("outbox_handler_duration_seconds_count", (("handler", "probe.record_a"),)), 0),
+        "done": found.get(("outbox_deliveries_done_total", (("handler", "probe.record_a"),)), 0),
         "relay batches": found.get(("outbox_relay_batch_duration_seconds_count", ()), 0),
     }
 
@@ -35,7 +36,8 @@ def test_counters_recorded_by_the_relay_and_workers_are_shown_by_this_process(li
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{live_outbox.logs()}") from None
     # then this process, which neither relayed nor handled it, counts both
-    after = wait_for(lambda: (c := counts())["handled"] > before["handled"] and c, timeout=5, what="the metrics")
+    after = wait_for(lambda: (c := counts())["done"] > before["done"] and c, timeout=5, what="the metrics")
     assert after["published"] == before["published"] + 1
     assert after["handled"] == before["handled"] + 1
+    assert after["done"] == before["done"] + 1
     assert after["relay batches"] > before["relay batches"]
