@@ -1,4 +1,15 @@
-"""Events the inventory context publishes."""
+"""Events the inventory context publishes.
+
+Two kinds:
+
+- Order-level facts (``InventoryReserved``, ``InventoryReservationFailed``,
+  ``InventoryReleased``), aggregate ``inventory.Reservation``: what other
+  contexts subscribe to.
+- The stock ledger: one stream per SKU (aggregate ``inventory.StockItem``,
+  aggregate id the SKU), one event per change of that SKU's stock. A stock
+  item's state is the fold of its stream (:mod:`inventory.stock`). Nobody
+  needs to subscribe to these: they are the record itself.
+"""
 
 from typing import ClassVar
 from uuid import UUID
@@ -53,3 +64,43 @@ class InventoryReleased(_ReservationEvent):
     event_type: ClassVar[str] = "inventory.InventoryReleased"
 
     lines: tuple[StockLine, ...]
+
+
+class StockEvent(DomainEvent):
+    """A change to one SKU's stock: an entry in that SKU's stream."""
+
+    aggregate_type: ClassVar[str] = "inventory.StockItem"
+    aggregate_id_field: ClassVar[str] = "sku"
+
+    sku: str
+    quantity: int = Field(ge=1)
+
+
+class StockReceived(StockEvent):
+    """Units arrived at the warehouse (a delivery, or the opening stock of a new product): on hand goes up."""
+
+    event_type: ClassVar[str] = "inventory.StockReceived"
+
+
+class StockReserved(StockEvent):
+    """Units on hand were promised to an order: reserved goes up."""
+
+    event_type: ClassVar[str] = "inventory.StockReserved"
+
+    order_id: UUID
+
+
+class StockReservationReleased(StockEvent):
+    """An order's promise was withdrawn (it was cancelled): reserved goes down, the units are available again."""
+
+    event_type: ClassVar[str] = "inventory.StockReservationReleased"
+
+    order_id: UUID
+
+
+class StockShipped(StockEvent):
+    """Reserved units left the warehouse with their order: on hand and reserved both go down."""
+
+    event_type: ClassVar[str] = "inventory.StockShipped"
+
+    order_id: UUID

@@ -3,15 +3,22 @@
 Inventory owns the catalogue. Other contexts read prices only through the
 published read API in :mod:`inventory.selectors`, never these models.
 
-Stock is a plain row per SKU today. Every change to it goes through
-:mod:`inventory.services`, so it can become an event-sourced stream later
-without touching any caller.
+Stock is event-sourced. Each SKU has a stream of events in the outbox event
+log (aggregate ``inventory.StockItem``, id the SKU), and its state is the fold
+of that stream (:mod:`inventory.stock`). :class:`StockItem` is the projection
+of the fold, kept in the transaction that appends each event, and
+:class:`StockSnapshot` holds the fold every ``INVENTORY_SNAPSHOT_EVERY``
+events so that a past state is folded from a nearby snapshot rather than from
+the first event. Both can be rebuilt from the log
+(``python manage.py inventory_rebuild``).
 """
 
 import uuid
 
 from django.db import models
 from django.db.models import F, Q
+
+from .stock import StockState
 
 
 class Product(models.Model):
@@ -31,13 +38,19 @@ class Product(models.Model):
 class StockItem(models.Model):
     """Units of one SKU in the warehouse; ``reserved`` of them are promised to orders.
 
-    The database refuses negative stock and over-reservation, whatever the code does.
+    The projection of the SKU's stream: the fold of its first ``version``
+    events, the last of which is outbox event ``position``. Only
+    :mod:`inventory.services` writes it, in the transaction that appends the
+    event. The database refuses negative stock and over-reservation, whatever
+    the code does.
     """
 
     product = models.OneToOneField(Product, on_delete=models.PROTECT, related_name="stock")
     sku = models.CharField(max_length=40, unique=True)
     on_hand = models.PositiveIntegerField(default=0)
     reserved = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0, help_text="Events in the SKU's stream folded into this row.")
+    position = models.BigIntegerField(default=0, help_text="The outbox event id of the last of them (0: none).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -54,6 +67,51 @@ class StockItem(models.Model):
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def state(self) -> StockState:
+        return StockState(on_hand=self.on_hand, reserved=self.reserved, version=self.version)
+
+    def project(self, state: StockState, *, position: int) -> None:
+        """Show ``state``: the fold of the stream up to and including outbox event ``position``."""
+        self.on_hand, self.reserved, self.version, self.position = (
+            state.on_hand,
+            state.reserved,
+            state.version,
+            position,
+        )
+
+
+class StockSnapshot(models.Model):
+    """The fold of one SKU's stream up to and including outbox event ``position``.
+
+    A cache of the log, written every ``INVENTORY_SNAPSHOT_EVERY`` events of
+    a stream in the transaction that appends the event: a past state is the
+    latest snapshot at or before it plus at most that many events.
+    ``inventory_rebuild`` recreates them from the log.
+    """
+
+    sku = models.CharField(max_length=40)
+    position = models.BigIntegerField(help_text="The outbox event id of the last event it covers.")
+    version = models.PositiveIntegerField(help_text="How many events of the stream it covers.")
+    occurred_at = models.DateTimeField(help_text="When that last event occurred.")
+    on_hand = models.PositiveIntegerField()
+    reserved = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sku", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["sku", "position"], name="inventory_snapshot_once_per_position"),
+        ]
+        indexes = [models.Index(fields=["sku", "occurred_at", "position"], name="inventory_snapshot_time")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} at event #{self.position}: {self.on_hand} on hand, {self.reserved} reserved"
+
+    @property
+    def state(self) -> StockState:
+        return StockState(on_hand=self.on_hand, reserved=self.reserved, version=self.version)
 
 
 class InvalidReservationTransition(Exception):

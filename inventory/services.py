@@ -1,22 +1,45 @@
 """The inventory context's use cases: the only code that changes the catalogue or stock.
 
+Stock is event-sourced: every change to a SKU's stock appends one event to the
+SKU's stream in the outbox log (:func:`_append`) and folds it into the
+``StockItem`` projection in the same transaction, with a snapshot every
+``INVENTORY_SNAPSHOT_EVERY`` events. That insert is the whole write cost of
+the event store; the projection update is the one the row always had.
+
 Locking: a service that changes stock locks the ``StockItem`` rows it touches
 with ``SELECT ... FOR UPDATE`` in SKU order, so two reservations sharing SKUs
-queue behind each other and never deadlock; the reservation row of the order
-is locked first, so the events of one reservation are written in order.
+queue behind each other and never deadlock, and each SKU's events are
+appended (and get their log positions) one at a time, in stream order. The
+reservation row of the order is locked first, so the events of one
+reservation are written in order.
 """
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 
 from outbox.publishing import publish
 
-from .events import InventoryReleased, InventoryReservationFailed, InventoryReserved, Shortage, StockLine
-from .models import Product, Reservation, ReservationLine, StockItem
+from .events import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    Shortage,
+    StockEvent,
+    StockLine,
+    StockReceived,
+    StockReservationReleased,
+    StockReserved,
+    StockShipped,
+)
+from .models import Product, Reservation, ReservationLine, StockItem, StockSnapshot
+from .selectors import stock_stream
+from .stock import StockState, fold
 
 Status = Reservation.Status
 
@@ -25,14 +48,32 @@ class UnknownSku(LookupError):
     """No product has this SKU."""
 
 
+@dataclass(frozen=True)
+class StockRebuilt:
+    sku: str
+    before: StockState
+    after: StockState
+    snapshots: int
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
 @transaction.atomic
 def product_ensure(*, sku: str, name: str, price: Decimal, currency: str = "EUR", on_hand: int = 0) -> Product:
-    """Create the product and its stock unless the SKU exists; an existing one is left as it is."""
+    """Create the product, its stock and its opening ``on_hand`` units unless the SKU exists.
+
+    An existing product is left as it is. The opening units are received
+    like any delivery (``StockReceived``), so every unit is in the log.
+    """
     product, created = Product.objects.get_or_create(
         sku=sku, defaults={"name": name, "price": price, "currency": currency.upper()}
     )
     if created:
-        StockItem.objects.create(product=product, sku=sku, on_hand=on_hand)
+        item = StockItem.objects.create(product=product, sku=sku)  # new in this transaction: no one else sees it
+        if on_hand:
+            _append(item, StockReceived(sku=sku, quantity=on_hand))
     return product
 
 
@@ -52,8 +93,7 @@ def stock_receive(*, sku: str, quantity: int) -> StockItem:
     item = _lock_stock([sku]).get(sku)
     if item is None:
         raise UnknownSku(f"No product has SKU {sku!r}.")
-    StockItem.objects.filter(pk=item.pk).update(on_hand=F("on_hand") + quantity)
-    item.refresh_from_db()
+    _append(item, StockReceived(sku=sku, quantity=quantity))
     return item
 
 
@@ -69,7 +109,7 @@ def stock_reserve(*, order_id: UUID, lines: Sequence[StockLine]) -> Reservation:
     if shortages:
         return _fail(reservation, shortages)
     for sku, quantity in wanted.items():
-        StockItem.objects.filter(pk=stock[sku].pk).update(reserved=F("reserved") + quantity)
+        _append(stock[sku], StockReserved(sku=sku, order_id=order_id, quantity=quantity))
     ReservationLine.objects.bulk_create(
         ReservationLine(reservation=reservation, sku=sku, quantity=quantity) for sku, quantity in wanted.items()
     )
@@ -88,7 +128,7 @@ def stock_release(*, order_id: UUID) -> Reservation:
     held = _held(reservation)
     stock = _lock_stock(held)
     for sku, quantity in held.items():
-        StockItem.objects.filter(pk=stock[sku].pk).update(reserved=F("reserved") - quantity)
+        _append(stock[sku], StockReservationReleased(sku=sku, order_id=order_id, quantity=quantity))
     reservation.mark_released()
     reservation.save(update_fields=["status", "updated_at"])
     publish(InventoryReleased(reservation_id=reservation.id, order_id=order_id, lines=_stock_lines(held)))
@@ -106,12 +146,62 @@ def stock_ship_out(*, order_id: UUID) -> Reservation:
     held = _held(reservation)
     stock = _lock_stock(held)
     for sku, quantity in held.items():
-        StockItem.objects.filter(pk=stock[sku].pk).update(
-            on_hand=F("on_hand") - quantity, reserved=F("reserved") - quantity
-        )
+        _append(stock[sku], StockShipped(sku=sku, order_id=order_id, quantity=quantity))
     reservation.mark_shipped()
     reservation.save(update_fields=["status", "updated_at"])
     return reservation
+
+
+@transaction.atomic
+def stock_rebuild(*, sku: str) -> StockRebuilt:
+    """Replay the SKU's stream from its first event into its ``StockItem`` and its snapshots.
+
+    Locks the stock row, so no change to the SKU interleaves with the replay.
+    The snapshots are recreated at every ``INVENTORY_SNAPSHOT_EVERY`` events.
+    """
+    product = Product.objects.filter(sku=sku).first()
+    if product is None:
+        raise UnknownSku(f"No product has SKU {sku!r}.")
+    StockItem.objects.get_or_create(product=product, defaults={"sku": sku})
+    item = _lock_stock([sku])[sku]
+    before, state, position, snapshots = item.state, StockState(), 0, []
+    for row, event in stock_stream(sku=sku):
+        state, position = fold(state, event), row.id
+        if _snapshot_due(state):
+            snapshots.append(_snapshot(sku, state, position, row.occurred_at))
+    StockSnapshot.objects.filter(sku=sku).delete()
+    StockSnapshot.objects.bulk_create(snapshots)
+    item.project(state, position=position)
+    item.save(update_fields=["on_hand", "reserved", "version", "position", "updated_at"])
+    return StockRebuilt(sku=sku, before=before, after=state, snapshots=len(snapshots))
+
+
+def _append(item: StockItem, event: StockEvent) -> None:
+    """Append ``event`` to the item's stream and fold it into the item: one insert, one update.
+
+    Expects ``item`` locked (:func:`_lock_stock`), or created in this
+    transaction, so that its stream grows one event at a time.
+    """
+    row = publish(event)
+    item.project(fold(item.state, event), position=row.id)
+    item.save(update_fields=["on_hand", "reserved", "version", "position", "updated_at"])
+    if _snapshot_due(item.state):
+        _snapshot(item.sku, item.state, row.id, row.occurred_at).save()
+
+
+def _snapshot_due(state: StockState) -> bool:
+    return state.version % settings.INVENTORY_SNAPSHOT_EVERY == 0
+
+
+def _snapshot(sku: str, state: StockState, position: int, occurred_at: dt.datetime) -> StockSnapshot:
+    return StockSnapshot(
+        sku=sku,
+        position=position,
+        version=state.version,
+        occurred_at=occurred_at,
+        on_hand=state.on_hand,
+        reserved=state.reserved,
+    )
 
 
 def _product_for_update(sku: str) -> Product:

@@ -235,6 +235,12 @@ OUTBOX = {
     "RELAY_POLL_SECONDS": env.float("OUTBOX_RELAY_POLL_SECONDS", default=1.0),
 }
 
+# INVENTORY
+# ------------------------------------------------------------------------------
+# Stock is event-sourced (DESIGN.md 3): each SKU's stream gets a snapshot of its
+# fold every this many events, so a past ("as of") state reads at most this many.
+INVENTORY_SNAPSHOT_EVERY = env.int("INVENTORY_SNAPSHOT_EVERY", default=50)
+
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/

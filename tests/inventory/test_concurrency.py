@@ -9,8 +9,10 @@ from django.db import connection
 
 from inventory.events import StockLine
 from inventory.models import Reservation
-from inventory.selectors import stock_level
+from inventory.selectors import stock_level, stock_replayed
 from inventory.services import stock_reserve
+from inventory.stock import StockState
+from outbox.models import OutboxEvent
 from tests.factories import make_product
 
 # Real commits, so the standard relay and worker are stopped: nothing else should touch the tables.
@@ -43,6 +45,14 @@ def test_twenty_reservations_for_ten_units_at_once_reserve_exactly_ten():
     assert sorted(r.status for r in results) == ["failed"] * 10 + ["reserved"] * 10
     level = stock_level(sku=product.sku)
     assert (level.on_hand, level.reserved) == (10, 10)
+    # and the SKU's stream holds the receipt and exactly the ten winners, which fold to the projection
+    stream = OutboxEvent.objects.filter(aggregate_type="inventory.StockItem", aggregate_id=product.sku)
+    assert (
+        sorted(stream.values_list("type", flat=True)) == ["inventory.StockReceived"] + ["inventory.StockReserved"] * 10
+    )
+    winners = {str(r.order_id) for r in results if r.status == "reserved"}
+    assert {e.payload["order_id"] for e in stream.filter(type="inventory.StockReserved")} == winners
+    assert stock_replayed(sku=product.sku)[0] == StockState(on_hand=10, reserved=10, version=11)
 
 
 def test_orders_locking_the_same_skus_in_opposite_line_order_do_not_deadlock():

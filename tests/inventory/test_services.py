@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _events(order_id) -> list[tuple[str, dict]]:
-    rows = OutboxEvent.objects.filter(type__startswith="inventory.").order_by("id")
-    return [(r.type, r.payload) for r in rows if r.payload["order_id"] == str(order_id)]
+    """The order-level facts about the order (not the per-SKU stock events)."""
+    rows = OutboxEvent.objects.filter(aggregate_type="inventory.Reservation", payload__order_id=str(order_id))
+    return [(r.type, r.payload) for r in rows.order_by("id")]
 
 
 def _level(product) -> tuple[int, int]:

@@ -38,6 +38,8 @@ class Command(BaseCommand):
             self._user(username, password, is_staff)
             self.stdout.write(f"  {'staff' if is_staff else 'customer'} sign-in: {username} / {password}")
         for sku, name, price, on_hand in CATALOGUE:
+            # Through inventory's service: the opening units are received into the SKU's stock stream
+            # (inventory.StockReceived); an existing product is left alone, so a second run receives nothing.
             product_ensure(sku=sku, name=name, price=Decimal(price), currency="EUR", on_hand=on_hand)
         self.stdout.write(f"  catalogue: {len(CATALOGUE)} products (payment tokens: tok_visa, tok_decline, tok_flaky)")
 
