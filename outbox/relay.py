@@ -30,15 +30,16 @@ from django.db import connections, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from . import postgresql
 from .events import registry
 from .models import Delivery, OutboxEvent
+from .postgresql import UNKNOWN_TYPE_HANDLER
 from .subscriptions import subscriptions
 
 logger = logging.getLogger(__name__)
 
 KICK_KEY = "outbox:relay-kick"
 KICK_TTL_SECONDS = 5  # a lost kick is covered by the sweep long before this
-UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
 Status = Delivery.Status
 
 
@@ -97,62 +98,11 @@ def fan_out(*, batch_size: int) -> RelayStats:
     return RelayStats(fanned_out=len(events), dispatched=len(to_send))
 
 
-# The same fan-out as one statement: claim, mark, and create the deliveries in
-# a single round trip (and, outside a transaction, a single commit). This is
-# the latency path, so PostgreSQL gets it written out by hand.
-FAN_OUT_SQL = f"""
-WITH claimed AS (
-    SELECT id FROM outbox_event WHERE relayed_at IS NULL ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
-), relayed AS (
-    UPDATE outbox_event e SET relayed_at = %(now)s FROM claimed WHERE e.id = claimed.id
-    RETURNING e.id, e.type, e.aggregate_type, e.aggregate_id
-), subscribed AS (
-    SELECT * FROM unnest(%(types)s::text[], %(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[])
-        AS s(type, handler, queue, ordered)
-), created AS (
-    INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
-                                 last_error, traceback, created_at, dispatched_at)
-    SELECT r.id, s.handler, s.queue,
-           CASE WHEN s.ordered THEN 'pending' ELSE 'dispatched' END,
-           CASE WHEN s.ordered THEN 0 ELSE 1 END,
-           CASE WHEN s.ordered THEN %(now)s ELSE %(lease_until)s END,
-           CASE WHEN s.ordered THEN r.aggregate_type || ':' || r.aggregate_id END,
-           '', '', %(now)s,
-           CASE WHEN s.ordered THEN NULL ELSE %(now)s END
-    FROM relayed r JOIN subscribed s ON s.type = r.type
-    RETURNING id, handler, queue, status
-), unknown AS (
-    INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error, traceback,
-                                 created_at, finished_at)
-    SELECT r.id, '{UNKNOWN_TYPE_HANDLER}', 'outbox', 'dead', 0, %(now)s,
-           'Unknown event type ' || quote_literal(r.type) || ': no class is registered for it, so no handler gets it.',
-           '', %(now)s, %(now)s
-    FROM relayed r WHERE NOT r.type = ANY(%(known)s::text[])
-)
-SELECT 'event', r.type, NULL, NULL FROM relayed r
-UNION ALL
-SELECT 'delivery', c.handler, c.queue, c.id FROM created c WHERE c.status = 'dispatched'
-"""
-
-
 def _fan_out_postgresql(batch_size: int) -> RelayStats:
-    now = timezone.now()
     subs = [s for name in registry.names() for s in subscriptions.for_type(name)]
-    params = {
-        "batch": batch_size,
-        "now": now,
-        "lease_until": now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"]),
-        "types": [s.event_type for s in subs],
-        "handlers": [s.name for s in subs],
-        "queues": [s.queue for s in subs],
-        "ordered": [s.ordered for s in subs],
-        "known": registry.names(),
-    }
-    with connections["default"].cursor() as cursor:
-        cursor.execute(FAN_OUT_SQL, params)
-        rows = cursor.fetchall()
-    types = [row[1] for row in rows if row[0] == "event"]
-    to_send = [Delivery(id=row[3], handler=row[1], queue=row[2]) for row in rows if row[0] == "delivery"]
+    types, to_send = postgresql.fan_out(
+        batch_size=batch_size, now=timezone.now(), subscriptions=subs, known_types=registry.names()
+    )
     transaction.on_commit(lambda: _relayed(types, to_send))
     return RelayStats(fanned_out=len(types), dispatched=len(to_send))
 

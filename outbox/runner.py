@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from . import metrics
+from . import metrics, postgresql
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
 from .models import Delivery, InboxEntry, OutboxEvent
@@ -96,6 +96,8 @@ def _record_failure(failure: _HandlerFailed) -> RunReport:
 
 def _claim(delivery_ids: list[int]) -> list[Delivery]:
     """Lock the dispatched deliveries of the batch that no other worker holds."""
+    if connection.vendor == "postgresql":
+        return postgresql.claim(delivery_ids)
     already_handled = InboxEntry.objects.filter(handler=OuterRef("handler"), event_id=OuterRef("event__event_id"))
     return list(
         Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED)
@@ -155,28 +157,12 @@ def _finish(handled: list[Delivery]) -> None:
     inbox = [d for d in handled if not d.skip_inbox]
     transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                FINISH_SQL,
-                {
-                    "ids": [d.id for d in handled],
-                    "now": now,
-                    "handlers": [d.handler for d in inbox],
-                    "event_ids": [d.event.event_id for d in inbox],
-                },
-            )
+        postgresql.finish(
+            delivery_ids=[d.id for d in handled], now=now, inbox=[(d.handler, d.event.event_id) for d in inbox]
+        )
         return
     InboxEntry.objects.bulk_create([InboxEntry(handler=d.handler, event_id=d.event.event_id) for d in inbox])
     Delivery.objects.filter(id__in=[d.id for d in handled]).update(status=Status.DONE, finished_at=now)
-
-
-FINISH_SQL = """
-WITH done AS (
-    UPDATE outbox_delivery SET status = 'done', finished_at = %(now)s WHERE id = ANY(%(ids)s)
-)
-INSERT INTO outbox_inbox (handler, event_id, handled_at)
-SELECT handler, event_id, %(now)s FROM unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS i(handler, event_id)
-"""
 
 
 def _fail(

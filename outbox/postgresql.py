@@ -1,0 +1,152 @@
+"""The outbox's hot path, written out by hand for PostgreSQL.
+
+Each function here does in one round trip what the portable ORM code in
+``relay.py`` and ``runner.py`` does in several; those modules call these on
+PostgreSQL and keep the ORM for the embedded SQLite default. Benchmarks
+(bench/outbox_bench.py) measured the difference: the ORM claim of one
+delivery took 2.0 ms, this one 0.45 ms, on the latency path of every event.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from .models import Delivery, OutboxEvent
+
+UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
+
+FAN_OUT_SQL = f"""
+WITH claimed AS (
+    SELECT id FROM outbox_event WHERE relayed_at IS NULL ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+), relayed AS (
+    UPDATE outbox_event e SET relayed_at = %(now)s FROM claimed WHERE e.id = claimed.id
+    RETURNING e.id, e.type, e.aggregate_type, e.aggregate_id
+), subscribed AS (
+    SELECT * FROM unnest(%(types)s::text[], %(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[])
+        AS s(type, handler, queue, ordered)
+), created AS (
+    INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
+                                 last_error, traceback, created_at, dispatched_at)
+    SELECT r.id, s.handler, s.queue,
+           CASE WHEN s.ordered THEN 'pending' ELSE 'dispatched' END,
+           CASE WHEN s.ordered THEN 0 ELSE 1 END,
+           CASE WHEN s.ordered THEN %(now)s ELSE %(lease_until)s END,
+           CASE WHEN s.ordered THEN r.aggregate_type || ':' || r.aggregate_id END,
+           '', '', %(now)s,
+           CASE WHEN s.ordered THEN NULL ELSE %(now)s END
+    FROM relayed r JOIN subscribed s ON s.type = r.type
+    RETURNING id, handler, queue, status
+), unknown AS (
+    INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error, traceback,
+                                 created_at, finished_at)
+    SELECT r.id, '{UNKNOWN_TYPE_HANDLER}', 'outbox', 'dead', 0, %(now)s,
+           'Unknown event type ' || quote_literal(r.type) || ': no class is registered for it, so no handler gets it.',
+           '', %(now)s, %(now)s
+    FROM relayed r WHERE NOT r.type = ANY(%(known)s::text[])
+)
+SELECT 'event', r.type, NULL, NULL FROM relayed r
+UNION ALL
+SELECT 'delivery', c.handler, c.queue, c.id FROM created c WHERE c.status = 'dispatched'
+"""
+
+
+def fan_out(
+    *, batch_size: int, now: datetime, subscriptions: list[Any], known_types: list[str]
+) -> tuple[list[str], list[Delivery]]:
+    """Claim, mark and fan out up to ``batch_size`` unrelayed events in one statement.
+
+    Returns the relayed events' types and the deliveries created already dispatched.
+    """
+    params = {
+        "batch": batch_size,
+        "now": now,
+        "lease_until": now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"]),
+        "types": [s.event_type for s in subscriptions],
+        "handlers": [s.name for s in subscriptions],
+        "queues": [s.queue for s in subscriptions],
+        "ordered": [s.ordered for s in subscriptions],
+        "known": known_types,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(FAN_OUT_SQL, params)
+        rows = cursor.fetchall()
+    types = [row[1] for row in rows if row[0] == "event"]
+    dispatched = [Delivery(id=row[3], handler=row[1], queue=row[2]) for row in rows if row[0] == "delivery"]
+    return types, dispatched
+
+
+CLAIM_SQL = """
+SELECT d.id, d.handler, d.queue, d.status, d.attempts, d.ordering_key,
+       e.id, e.event_id, e.type, e.version, e.occurred_at, e.aggregate_type, e.aggregate_id,
+       e.correlation_id, e.causation_id, e.traceparent, e.payload::text,
+       EXISTS (SELECT 1 FROM outbox_inbox i WHERE i.handler = d.handler AND i.event_id = e.event_id),
+       d.due_at, d.finished_at
+FROM outbox_delivery d JOIN outbox_event e ON e.id = d.event_id
+WHERE d.id = ANY(%(ids)s) AND d.status = 'dispatched'
+ORDER BY d.id
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+
+def claim(delivery_ids: list[int]) -> list[Delivery]:
+    """Lock the batch's dispatched deliveries no other runner holds, with their events."""
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, {"ids": delivery_ids})
+        return [_delivery(row) for row in cursor.fetchall()]
+
+
+def _delivery(row: tuple) -> Delivery:
+    event = OutboxEvent(
+        id=row[6],
+        event_id=row[7],
+        type=row[8],
+        version=row[9],
+        occurred_at=row[10],
+        aggregate_type=row[11],
+        aggregate_id=row[12],
+        correlation_id=row[13],
+        causation_id=row[14],
+        traceparent=row[15],
+        payload=json.loads(row[16]),
+    )
+    delivery = Delivery(
+        id=row[0],
+        event=event,
+        handler=row[1],
+        queue=row[2],
+        status=row[3],
+        attempts=row[4],
+        ordering_key=row[5],
+        due_at=row[18],
+        finished_at=row[19],
+    )
+    delivery.already_handled = row[17]
+    for instance in (event, delivery):
+        instance._state.adding, instance._state.db = False, "default"
+    return delivery
+
+
+FINISH_SQL = """
+WITH done AS (
+    UPDATE outbox_delivery SET status = 'done', finished_at = %(now)s WHERE id = ANY(%(ids)s)
+)
+INSERT INTO outbox_inbox (handler, event_id, handled_at)
+SELECT handler, event_id, %(now)s FROM unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS i(handler, event_id)
+"""
+
+
+def finish(*, delivery_ids: list[int], now: datetime, inbox: list[tuple[str, Any]]) -> None:
+    """Mark the deliveries done and write their inbox rows, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            FINISH_SQL,
+            {
+                "ids": delivery_ids,
+                "now": now,
+                "handlers": [handler for handler, _ in inbox],
+                "event_ids": [event_id for _, event_id in inbox],
+            },
+        )
