@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("api/outbox/", include("outbox.urls", namespace="outbox-api")),
+    path("api/", include("inventory.urls", namespace="inventory-api")),  # products/, inventory/<sku>/
 ]
 
 # Errors raised outside any view answer JSON under /api/, Django's pages elsewhere.

@@ -1,1 +1,152 @@
-"""The inventory context: api."""
+"""The catalogue and stock over REST: products for anyone signed in, stock levels (now or as of a time) for staff.
+
+One API class per operation; each parses, calls one inventory selector, and renders.
+"""
+
+import datetime as dt
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.errors import ErrorSerializer, InvalidInputSerializer
+from config.api.pagination import Pagination, paginated_response
+from config.api.permissions import IsStaff
+from config.api.schema import error_responses
+
+from . import selectors
+
+AS_OF_FORMAT = "an ISO 8601 date and time with its UTC offset, e.g. 2026-03-01T12:00:00Z or 2026-03-01T13:00:00+01:00"
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time that says its offset from UTC: a time without one is refused, not guessed."""
+
+    default_error_messages = {
+        "invalid": f"Give {AS_OF_FORMAT}. (In a URL, write + as %2B.)",
+        "naive": f"This time has no UTC offset, so it is ambiguous: give {AS_OF_FORMAT}.",
+    }
+
+    def to_internal_value(self, value: object) -> dt.datetime:
+        try:
+            # (Python's parser takes a bare date as midnight: here a time of day is required.)
+            parsed = parse_datetime(value) if isinstance(value, str) and not _is_date(value) else None
+        except ValueError:  # well-formed but impossible, e.g. month 13
+            parsed = None
+        if parsed is None:
+            self.fail("invalid")
+        if timezone.is_naive(parsed):
+            self.fail("naive")
+        return parsed.astimezone(dt.UTC)
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return parse_date(value) is not None
+    except ValueError:
+        return True
+
+
+class ProductListApi(APIView):
+    """The catalogue, by SKU, with the units of each that are available (on hand and not reserved)."""
+
+    pagination_class = Pagination
+
+    class OutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        name = serializers.CharField()
+        price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="A decimal string, e.g. `6.50`.")
+        currency = serializers.CharField(help_text="ISO 4217, e.g. `EUR`.")
+        available = serializers.IntegerField(help_text="Units that can be ordered now: on hand and not reserved.")
+
+        class Meta:
+            ref_name = "Product"
+
+    @extend_schema(
+        operation_id="products_list",
+        tags=["products"],
+        # (400 for a malformed page or page_size: the shared AutoSchema adds it only to lists with filters.)
+        responses={200: OutputSerializer(many=True), **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            request=request, view=self, queryset=selectors.products_available(), serializer_class=self.OutputSerializer
+        )
+
+
+class StockLevelApi(APIView):
+    """A SKU's stock now, or as it was at a past time (folded from its stream in the event log)."""
+
+    permission_classes = [IsStaff]
+
+    class FilterSerializer(serializers.Serializer):
+        as_of = AwareDateTimeField(
+            required=False,
+            help_text=f"The time to answer for: {AS_OF_FORMAT}. Without it (or in the future), now. "
+            "A time without a UTC offset is refused (400), never taken as UTC.",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        on_hand = serializers.IntegerField(help_text="Units in the warehouse.")
+        reserved = serializers.IntegerField(help_text="Of those, units promised to orders.")
+        available = serializers.IntegerField(help_text="`on_hand - reserved`.")
+        as_of = serializers.DateTimeField(
+            help_text="The time these figures are for, in UTC: the `as_of` asked for, or now when none was "
+            "(or when it is in the future, which is not known yet)."
+        )
+
+        class Meta:
+            ref_name = "StockLevel"
+
+    @extend_schema(
+        operation_id="inventory_stock_retrieve",
+        tags=["inventory"],
+        parameters=[
+            OpenApiParameter("sku", str, OpenApiParameter.PATH, description="The product's SKU, e.g. `PEN-BLUE`."),
+            FilterSerializer,
+        ],
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(
+                InvalidInputSerializer,
+                description="`as_of` is not an ISO 8601 date and time with a UTC offset.",
+                examples=[
+                    OpenApiExample(
+                        "naive as_of",
+                        value={
+                            "detail": f"Invalid input: as_of: {AwareDateTimeField.default_error_messages['naive']}",
+                            "code": "invalid",
+                            "errors": {"as_of": [AwareDateTimeField.default_error_messages["naive"]]},
+                        },
+                        status_codes=[400],
+                        response_only=True,
+                    )
+                ],
+            ),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No product has this SKU.",
+                examples=[
+                    OpenApiExample(
+                        "unknown SKU",
+                        value={"detail": "No product has SKU 'NO-SUCH-SKU'.", "code": "not_found"},
+                        status_codes=[404],
+                        response_only=True,
+                    )
+                ],
+            ),
+        },
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        level = selectors.stock_as_of(sku=sku, at=filters.validated_data.get("as_of"))
+        if level is None:
+            raise NotFound(f"No product has SKU {sku!r}.")
+        return Response(self.OutputSerializer(level).data)

@@ -103,15 +103,17 @@ def stock_as_of(*, sku: str, at: dt.datetime | None) -> StockLevel | None:
     A past state is the latest snapshot at or before ``at`` plus the fold of
     the stream's events after it that occurred by ``at``: a bounded read of
     at most ``INVENTORY_SNAPSHOT_EVERY`` events, however long the stream.
-    Before the SKU's first event its stock is zero.
+    Before the SKU's first event its stock is zero. The future is not known
+    yet: a later ``at`` is answered as now, and ``as_of`` says so.
     """
-    if at is None:
+    if at is not None and timezone.is_naive(at):
+        raise ValueError("stock_as_of needs a timezone-aware time.")
+    now = timezone.now()
+    if at is None or at >= now:
         item = StockItem.objects.filter(sku=sku).first()
         if item is None:
             return None
-        return StockLevel(sku=sku, on_hand=item.on_hand, reserved=item.reserved, as_of=timezone.now())
-    if timezone.is_naive(at):
-        raise ValueError("stock_as_of needs a timezone-aware time.")
+        return StockLevel(sku=sku, on_hand=item.on_hand, reserved=item.reserved, as_of=now)
     if not StockItem.objects.filter(sku=sku).exists():
         return None
     state = _state_at_time(sku, at)
