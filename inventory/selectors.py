@@ -172,7 +172,12 @@ def reservation_for_order(*, order_id: UUID) -> Reservation | None:
 
 
 def _state_at_time(sku: str, at: dt.datetime) -> StockState:
-    """The latest snapshot by ``at``, plus the events after it by ``at`` (none past the next snapshot)."""
+    """The latest snapshot by ``at``, plus the events after it by ``at`` (none past the next snapshot).
+
+    Within one stream ``occurred_at`` grows with the position: each SKU's
+    events are appended one at a time under its row lock, so the next one is
+    stamped after the previous one committed (on hosts whose clocks agree).
+    """
     snapshots = StockSnapshot.objects.filter(sku=sku)
     start = snapshots.filter(occurred_at__lte=at).order_by("-occurred_at", "-position").first()
     after = start.position if start else 0
