@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("api/outbox/", include("outbox.urls", namespace="outbox-api")),
     path("api/", include("inventory.urls", namespace="inventory-api")),  # products/, inventory/<sku>/
+    path("api/orders/", include("orders.urls", namespace="orders-api")),
 ]
 
 # Errors raised outside any view answer JSON under /api/, Django's pages elsewhere.

@@ -1,1 +1,332 @@
-"""The orders context: api."""
+"""Orders over REST: customers place, confirm, cancel and follow their own orders; staff see and cancel any.
+
+One API class per operation; each parses, calls one orders selector or
+service, and renders. An order someone may not see is answered as if it did
+not exist (404), never as forbidden: a customer learns nothing about another's
+orders, not even that they exist.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from config.api.errors import Conflict
+from config.api.pagination import Pagination, paginated_response
+from config.api.schema import error_responses
+from inventory.selectors import catalogue_prices
+from outbox.serializers import DeliverySummarySerializer, EventEnvelopeSerializer
+
+from . import selectors, services
+from .models import InvalidOrder, InvalidOrderTransition, Order
+from .selectors import InventoryStatus, PaymentStatus
+
+ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id.")
+COUNTRY = r"^[A-Za-z]{2}$"
+SANDBOX_TOKENS = (
+    "In the sandbox, `tok_visa` is authorised, any token starting `tok_decline` is declined, "
+    "and `tok_flaky` fails twice with a transient error before it is authorised."
+)
+
+
+def _meanings(meanings: dict[str, str]) -> str:
+    return " ".join(f"`{value}`: {meaning}" for value, meaning in meanings.items())
+
+
+class ShippingAddressSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    postal_code = serializers.CharField(max_length=20)
+    country = serializers.RegexField(
+        COUNTRY,
+        help_text="ISO 3166-1 alpha-2, e.g. `DE` or `FR` (either case; stored upper).",
+        error_messages={"invalid": "Give the country as its ISO 3166-1 alpha-2 code, two letters like DE or FR."},
+    )
+
+    class Meta:
+        ref_name = "ShippingAddress"
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="A decimal string, e.g. `19.50`.")
+    currency = serializers.CharField(help_text="ISO 4217, e.g. `EUR`.")
+
+    class Meta:
+        ref_name = "Money"
+
+
+class OrderLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField(help_text="The product's name when the order was placed.")
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="The price when the order was placed, in the order's currency."
+    )
+
+    class Meta:
+        ref_name = "OrderLine"
+
+
+class ShipmentSerializer(serializers.Serializer):
+    carrier = serializers.CharField()
+    tracking_number = serializers.CharField()
+    estimated_delivery = serializers.DateField(allow_null=True, help_text="The carrier's estimated delivery date.")
+
+    class Meta:
+        ref_name = "Shipment"
+
+
+class OrderSerializer(serializers.Serializer):
+    """An order as its customer (or staff) sees it: what was ordered, and how far it has got."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=Order.Status.choices,
+        help_text="`draft` until confirmed; then `confirmed`, `ready_to_ship` (paid and reserved), `shipped`; "
+        "or `cancelled` at any point before shipment.",
+    )
+    customer = serializers.CharField(help_text="The username of the customer who placed it.")
+    lines = OrderLineSerializer(many=True)
+    total = MoneySerializer()
+    payment_status = serializers.ChoiceField(
+        choices=list(PaymentStatus.MEANINGS), help_text=_meanings(PaymentStatus.MEANINGS)
+    )
+    inventory_status = serializers.ChoiceField(
+        choices=list(InventoryStatus.MEANINGS), help_text=_meanings(InventoryStatus.MEANINGS)
+    )
+    shipment = ShipmentSerializer(allow_null=True, help_text="Null until the order has shipped.")
+    shipping_address = ShippingAddressSerializer()
+    created_at = serializers.DateTimeField()
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    shipped_at = serializers.DateTimeField(allow_null=True)
+    cancel_reason = serializers.CharField(allow_null=True, help_text="Why it was cancelled; null unless cancelled.")
+
+    class Meta:
+        ref_name = "Order"
+
+    def to_representation(self, order: Order) -> dict[str, Any]:
+        return super().to_representation(_order_view(order))
+
+
+def _order_view(order: Order) -> dict[str, Any]:
+    """The order, as the fields of :class:`OrderSerializer`."""
+    return {
+        "id": order.id,
+        "status": order.status,
+        "customer": order.customer.get_username(),
+        "lines": order.lines.all(),
+        "total": {"amount": order.total_amount, "currency": order.currency},
+        "payment_status": selectors.order_payment_status(order=order),
+        "inventory_status": selectors.order_inventory_status(order=order),
+        "shipment": selectors.order_shipment(order=order),
+        "shipping_address": order.shipping_address,
+        "created_at": order.created_at,
+        "confirmed_at": order.confirmed_at,
+        "cancelled_at": order.cancelled_at,
+        "shipped_at": order.shipped_at,
+        "cancel_reason": order.cancel_reason if order.status == Order.Status.CANCELLED else None,
+    }
+
+
+class OrderLineRequestSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=40, help_text="A product's SKU, as `GET /api/products/` lists it.")
+    quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+    class Meta:
+        ref_name = "NewOrderLine"
+
+
+class OrderListApi(APIView):
+    pagination_class = Pagination
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(
+            choices=Order.Status.choices, required=False, help_text="Only orders in this status."
+        )
+
+    @extend_schema(
+        operation_id="orders_list", tags=["orders"], parameters=[FilterSerializer], responses=OrderSerializer(many=True)
+    )
+    def get(self, request: Request) -> Response:
+        """The orders the caller may see, newest first: a customer's own; every order for staff."""
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        orders = selectors.orders_visible_to(user=request.user, status=filters.validated_data.get("status"))
+        return paginated_response(request=request, view=self, queryset=orders, serializer_class=OrderSerializer)
+
+
+class OrderPlaceApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        lines = serializers.ListField(
+            child=OrderLineRequestSerializer(),
+            min_length=1,
+            max_length=services.MAX_LINES,
+            error_messages={
+                "empty": "An order needs at least one line.",
+                "min_length": "An order needs at least one line.",
+                "max_length": f"An order has at most {services.MAX_LINES} lines: split it into several orders.",
+            },
+        )
+        shipping_address = ShippingAddressSerializer()
+        payment_token = serializers.CharField(max_length=services.MAX_TOKEN_LENGTH, help_text=SANDBOX_TOKENS)
+
+        class Meta:
+            ref_name = "NewOrder"
+
+        def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            """Name each line whose SKU no product has, or that repeats an earlier line's SKU."""
+            known = catalogue_prices(skus=[line["sku"] for line in lines])
+            seen: set[str] = set()
+            errors: list[dict[str, list[str]]] = []
+            for line in lines:
+                sku = line["sku"]
+                if sku not in known:
+                    errors.append({"sku": [f"No product has SKU {sku!r}: see GET /api/products/."]})
+                elif sku in seen:
+                    errors.append({"sku": [f"{sku} is on an earlier line: put the whole quantity on one line."]})
+                else:
+                    errors.append({})
+                seen.add(sku)
+            if any(errors):
+                raise ValidationError(errors)
+            return lines
+
+    @extend_schema(
+        operation_id="orders_create",
+        tags=["orders"],
+        request=InputSerializer,
+        responses={201: OpenApiResponse(OrderSerializer, description="The draft order; confirm it to go ahead.")},
+    )
+    def post(self, request: Request) -> Response:
+        """Place a draft order, priced from the catalogue now. Nothing is charged or reserved until it is confirmed."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            order = services.order_place(customer_id=request.user.pk, **serializer.validated_data)
+        except InvalidOrder as exc:
+            raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]}) from exc
+        location = reverse("orders-api:order-detail", kwargs={"order_id": order.id})
+        body = OrderSerializer(_visible_order(request, order.id)).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+
+class OrderCollectionApi(OrderPlaceApi, OrderListApi):
+    """``/api/orders/``: two operations on one path, GET (:class:`OrderListApi`) and POST (:class:`OrderPlaceApi`)."""
+
+
+class OrderDetailApi(APIView):
+    """One order: its lines, total, and how far payment, stock and shipment have got."""
+
+    @extend_schema(operation_id="orders_retrieve", tags=["orders"], parameters=[ORDER_ID], responses=OrderSerializer)
+    def get(self, request: Request, order_id: UUID) -> Response:
+        return Response(OrderSerializer(_visible_order(request, order_id)).data)
+
+
+class OrderConfirmApi(APIView):
+    """Confirm a draft order. Answers at once: payment, stock and shipping follow on their own.
+
+    Follow the order with `GET /api/orders/{id}/` (its `status`, `payment_status`
+    and `inventory_status`) or its events with `GET /api/orders/{id}/events/`.
+    """
+
+    @extend_schema(
+        operation_id="orders_confirm",
+        tags=["orders"],
+        request=None,
+        parameters=[ORDER_ID],
+        responses={
+            202: OpenApiResponse(OrderSerializer, description="Confirmed: payment and stock are being secured."),
+            **error_responses(403, 409),
+        },
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        order = _visible_order(request, order_id)
+        if order.customer_id != request.user.pk:
+            raise PermissionDenied("Only the customer who placed an order may confirm it.")
+        try:
+            services.order_confirm(order_id=order.id)
+        except InvalidOrderTransition as exc:
+            raise Conflict(f"{exc} Only a draft order can be confirmed.") from exc
+        except InvalidOrder as exc:
+            raise NotFound(str(exc)) from exc
+        return Response(OrderSerializer(_visible_order(request, order_id)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OrderCancelApi(APIView):
+    """Cancel an order that has not shipped. Anything paid is refunded and anything reserved released, in time."""
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            max_length=500, help_text="Why: kept on the order and told to the customer in the cancellation mail."
+        )
+
+        class Meta:
+            ref_name = "OrderCancellation"
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        tags=["orders"],
+        request=InputSerializer,
+        parameters=[ORDER_ID],
+        responses={200: OpenApiResponse(OrderSerializer, description="Cancelled."), **error_responses(409)},
+    )
+    def post(self, request: Request, order_id: UUID) -> Response:
+        order = _visible_order(request, order_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        by_customer = order.customer_id == request.user.pk
+        code = Order.CancelCode.CUSTOMER if by_customer else Order.CancelCode.STAFF
+        try:
+            services.order_cancel(order_id=order.id, reason=serializer.validated_data["reason"], code=code)
+        except InvalidOrderTransition as exc:
+            raise Conflict(f"{exc} An order can be cancelled only until it has shipped.") from exc
+        except InvalidOrder as exc:
+            raise NotFound(str(exc)) from exc
+        return Response(OrderSerializer(_visible_order(request, order_id)).data)
+
+
+class OrderEventListApi(APIView):
+    """The events of the order's life, from every context, in causal order, each with its deliveries.
+
+    The first is `orders.OrderPlaced`; each later one was caused by an earlier
+    one (`causation_id`), and all share the order's `correlation_id`.
+    """
+
+    pagination_class = Pagination
+
+    class OutputSerializer(EventEnvelopeSerializer):
+        deliveries = DeliverySummarySerializer(
+            many=True, help_text="One per handler subscribed to the event: which context handled it, and how."
+        )
+
+        class Meta:
+            ref_name = "OrderEvent"
+
+    @extend_schema(
+        operation_id="orders_events_list", tags=["orders"], parameters=[ORDER_ID], responses=OutputSerializer(many=True)
+    )
+    def get(self, request: Request, order_id: UUID) -> Response:
+        order = _visible_order(request, order_id)
+        events = selectors.order_timeline(order_id=order.id)
+        return paginated_response(request=request, view=self, queryset=events, serializer_class=self.OutputSerializer)
+
+
+def _visible_order(request: Request, order_id: UUID) -> Order:
+    order = selectors.order_visible_to(user=request.user, order_id=order_id)
+    if order is None:
+        raise NotFound(f"There is no order {order_id}." if request.user.is_staff else f"You have no order {order_id}.")
+    return order

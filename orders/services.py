@@ -45,6 +45,8 @@ from .events import (
 from .models import InvalidOrder, Order, OrderLine, OrderSaga
 
 MAX_LINES = 100
+MAX_QUANTITY = 10_000  # units of one SKU on one order
+MAX_TOKEN_LENGTH = Order._meta.get_field("payment_token").max_length
 
 
 @dataclass(frozen=True)
@@ -66,16 +68,19 @@ def order_place(
     address = _valid_address(shipping_address)
     if not payment_token.strip():
         raise InvalidOrder("A payment token is required.")
+    if len(payment_token.strip()) > MAX_TOKEN_LENGTH:
+        raise InvalidOrder(f"A payment token has at most {MAX_TOKEN_LENGTH} characters.")
     customer = get_user_model().objects.filter(pk=customer_id).first()
     if customer is None:
         raise InvalidOrder(f"No customer has id {customer_id}.")
     prices = _prices_for(requested)
     currency = _single_currency(prices)
+    total = _within_limit(sum((prices[r.sku].price * r.quantity for r in requested), Decimal("0.00")), currency)
     order = Order.objects.create(
         customer=customer,
         customer_email=customer.email,
         currency=currency,
-        total_amount=sum((prices[r.sku].price * r.quantity for r in requested), Decimal("0.00")),
+        total_amount=total,
         shipping_address=address.model_dump(),
         payment_token=payment_token.strip(),
     )
@@ -198,6 +203,8 @@ def _valid_lines(lines: Sequence[LineRequest | Mapping[str, Any]]) -> list[LineR
     for r in requested:
         if not isinstance(r.quantity, int) or r.quantity < 1:
             raise InvalidOrder(f"The quantity of {r.sku} must be a whole number of at least 1.")
+        if r.quantity > MAX_QUANTITY:
+            raise InvalidOrder(f"The quantity of {r.sku} must be at most {MAX_QUANTITY}.")
     return requested
 
 
@@ -224,6 +231,14 @@ def _single_currency(prices: dict[str, CataloguePrice]) -> str:
     if len(currencies) != 1:
         raise InvalidOrder(f"All lines of one order must be in one currency, not {', '.join(sorted(currencies))}.")
     return currencies.pop()
+
+
+def _within_limit(total: Decimal, currency: str) -> Decimal:
+    field = Order._meta.get_field("total_amount")
+    limit = Decimal(10) ** (field.max_digits - field.decimal_places)
+    if total >= limit:
+        raise InvalidOrder(f"The order total, {total} {currency}, is over the limit of one order: split it up.")
+    return total
 
 
 def _total(order: Order) -> Money:
