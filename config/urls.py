@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from orders import urls as orders_urls
+from orders import views as orders_views
+
 from . import views
 from .api.auth import TokenCreateApi
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", orders_views.shop, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
@@ -16,7 +19,8 @@ urlpatterns = [
     path("api/auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("api/outbox/", include("outbox.urls", namespace="outbox-api")),
     path("api/", include("inventory.urls", namespace="inventory-api")),  # products/, inventory/<sku>/
-    path("api/orders/", include("orders.urls", namespace="orders-api")),
+    path("api/orders/", include(orders_urls.api_patterns)),
+    path("orders/", include(orders_urls.page_patterns)),
 ]
 
 # Errors raised outside any view answer JSON under /api/, Django's pages elsewhere.

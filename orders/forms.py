@@ -1,1 +1,104 @@
-"""The orders context: forms."""
+"""The shop's order forms: lines (a formset of fixed rows), address and payment token; and a cancellation.
+
+Forms parse and check what a person typed; the orders services decide.
+"""
+
+from collections.abc import Sequence
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from inventory.selectors import ProductAvailability
+
+from .services import MAX_QUANTITY, MAX_TOKEN_LENGTH, LineRequest
+
+LINE_ROWS = 5  # empty rows on a new order form; unused ones are ignored
+
+SANDBOX_TOKENS = [
+    ("tok_visa", "is authorised: the order goes on to ship"),
+    ("tok_decline", "is declined (as is any token starting tok_decline): the order is cancelled"),
+    ("tok_flaky", "fails twice with a network error, then is authorised on a retry"),
+]
+
+
+class OrderLineForm(forms.Form):
+    sku = forms.ChoiceField(label="Product", required=False)
+    quantity = forms.IntegerField(label="Quantity", min_value=1, max_value=MAX_QUANTITY, initial=1, required=False)
+
+    def __init__(self, *args, products: Sequence[ProductAvailability] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].choices = [("", "(none)")] + [
+            (p.sku, f"{p.name} ({p.sku}): {p.price} {p.currency}, {p.available} available") for p in products
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("sku") and not cleaned.get("quantity") and "quantity" not in self.errors:
+            self.add_error("quantity", "How many? At least 1.")
+        return cleaned  # a line without a product is an unused line, whatever its quantity
+
+
+class BaseOrderLineFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        skus = [form.cleaned_data["sku"] for form in self.forms if form.cleaned_data.get("sku")]
+        if not skus:
+            raise forms.ValidationError("Choose at least one product.", code="no_lines")
+        repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
+        if repeated:
+            raise forms.ValidationError(
+                f"{', '.join(repeated)} is on more than one line: put the whole quantity on one line.",
+                code="repeated",
+            )
+
+    def requested(self) -> list[LineRequest]:
+        """The filled-in lines, in the order they were written."""
+        return [
+            LineRequest(sku=form.cleaned_data["sku"], quantity=form.cleaned_data["quantity"])
+            for form in self.forms
+            if form.cleaned_data.get("sku")
+        ]
+
+
+OrderLineFormSet = forms.formset_factory(
+    OrderLineForm, formset=BaseOrderLineFormSet, extra=LINE_ROWS, max_num=LINE_ROWS * 4, validate_max=True
+)
+
+
+class OrderForm(forms.Form):
+    """Where to ship it and how to pay."""
+
+    name = forms.CharField(label="Name", max_length=200)
+    line1 = forms.CharField(label="Address line 1", max_length=200)
+    line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
+    city = forms.CharField(label="City", max_length=100)
+    postal_code = forms.CharField(label="Postal code", max_length=20)
+    country = forms.CharField(
+        label="Country",
+        max_length=2,
+        help_text="Its two-letter ISO code, e.g. DE, FR or GB.",
+        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Give the two-letter ISO code of the country, e.g. DE or FR.")],
+    )
+    payment_token = forms.CharField(
+        label="Payment token",
+        max_length=MAX_TOKEN_LENGTH,
+        initial="tok_visa",
+        help_text="A sandbox card token; see the list beside this field.",
+    )
+
+    def clean_country(self) -> str:
+        return self.cleaned_data["country"].upper()
+
+    def shipping_address(self) -> dict[str, str]:
+        fields = ("name", "line1", "line2", "city", "postal_code", "country")
+        return {field: self.cleaned_data[field] for field in fields}
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        widget=forms.TextInput(attrs={"size": 40}),
+        help_text="Kept on the order and told to the customer.",
+    )

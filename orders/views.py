@@ -1,1 +1,172 @@
-"""The orders context: views."""
+"""The shop's pages: the catalogue, the order form, a customer's orders, and one order as it goes along.
+
+Each view parses a form or a URL, calls one orders service or selector, and
+renders. An order the signed-in person may not see (another customer's) is
+a 404, the same as one that does not exist.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from inventory.selectors import product_list
+from outbox.models import Delivery, OutboxEvent
+
+from . import selectors, services
+from .forms import SANDBOX_TOKENS, CancelForm, OrderForm, OrderLineFormSet
+from .models import InvalidOrder, InvalidOrderTransition, Order
+from .selectors import InventoryStatus, PaymentStatus
+
+REFRESH_SECONDS = 2  # how often an order page in flight refreshes itself
+
+
+@require_safe
+def shop(request: HttpRequest) -> HttpResponse:
+    """The front page: the catalogue with prices and availability, for a signed-in customer."""
+    products = product_list() if request.user.is_authenticated else []
+    return render(request, "home.html", {"products": products})
+
+
+@login_required
+@require_safe
+def order_list(request: HttpRequest) -> HttpResponse:
+    orders = selectors.orders_of_customer(customer_id=request.user.pk)
+    return render(request, "orders/order_list.html", {"orders": orders})
+
+
+@login_required
+def order_new(request: HttpRequest) -> HttpResponse:
+    products = product_list()
+    if request.method == "POST":
+        form = OrderForm(request.POST)
+        lines = OrderLineFormSet(request.POST, form_kwargs={"products": products}, prefix="lines")
+        if form.is_valid() and lines.is_valid():
+            try:
+                order = services.order_place(
+                    customer_id=request.user.pk,
+                    lines=lines.requested(),
+                    shipping_address=form.shipping_address(),
+                    payment_token=form.cleaned_data["payment_token"],
+                )
+            except InvalidOrder as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Your order is placed as a draft: check it, then confirm it.")
+                return redirect("orders:detail", order_id=order.id)
+    else:
+        form = OrderForm(initial={"name": request.user.get_full_name()})
+        chosen = request.GET.get("sku", "")
+        initial = [{"sku": chosen, "quantity": 1}] if chosen else []
+        lines = OrderLineFormSet(initial=initial, form_kwargs={"products": products}, prefix="lines")
+    context = {"form": form, "lines": lines, "sandbox_tokens": SANDBOX_TOKENS, "has_products": bool(products)}
+    return render(request, "orders/order_form.html", context, status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_safe
+def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:
+    order = _visible_order(request, order_id)
+    return render(request, "orders/order_detail.html", _order_page(request, order))
+
+
+@login_required
+@require_safe
+def order_live(request: HttpRequest, order_id: UUID) -> HttpResponse:
+    """The live part of the order page alone, for the page's script to swap in."""
+    order = _visible_order(request, order_id)
+    return render(request, "orders/_order_live.html", _order_page(request, order))
+
+
+@login_required
+@require_POST
+def order_confirm(request: HttpRequest, order_id: UUID) -> HttpResponse:
+    order = _visible_order(request, order_id)
+    if order.customer_id != request.user.pk:
+        raise PermissionDenied("Only the customer who placed an order may confirm it.")
+    try:
+        services.order_confirm(order_id=order.id)
+    except InvalidOrderTransition as exc:
+        messages.error(request, f"{exc} Only a draft order can be confirmed.")
+    else:
+        messages.success(request, "Confirmed. Payment and stock are being secured: this page follows along.")
+    return redirect("orders:detail", order_id=order.id)
+
+
+@login_required
+@require_POST
+def order_cancel(request: HttpRequest, order_id: UUID) -> HttpResponse:
+    order = _visible_order(request, order_id)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return render(request, "orders/order_detail.html", _order_page(request, order, cancel_form=form), status=400)
+    code = Order.CancelCode.CUSTOMER if order.customer_id == request.user.pk else Order.CancelCode.STAFF
+    try:
+        services.order_cancel(order_id=order.id, reason=form.cleaned_data["reason"], code=code)
+    except InvalidOrderTransition as exc:
+        messages.error(request, f"{exc} An order can be cancelled only until it has shipped.")
+    else:
+        messages.success(request, "Cancelled. Anything paid is refunded and anything reserved released.")
+    return redirect("orders:detail", order_id=order.id)
+
+
+def _visible_order(request: HttpRequest, order_id: UUID) -> Order:
+    order = selectors.order_visible_to(user=request.user, order_id=order_id)
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    event: OutboxEvent
+    context: str  # the context that published it
+    name: str  # the event's name without its context
+    caused_by: str  # the name of the earlier event that caused it, if it is on the timeline
+    deliveries: list[Delivery]
+
+
+def _order_page(request: HttpRequest, order: Order, *, cancel_form: CancelForm | None = None) -> dict:
+    timeline = _timeline(order)
+    payment = selectors.order_payment_status(order=order)
+    stock = selectors.order_inventory_status(order=order)
+    settled = selectors.order_is_settled(order=order)
+    deliveries = Counter(d.status for entry in timeline for d in entry.deliveries)
+    progress = ",".join(f"{status}={count}" for status, count in sorted(deliveries.items()))
+    return {
+        "order": order,
+        "lines": order.lines.all(),
+        "payment": payment,
+        "payment_meaning": PaymentStatus.MEANINGS[payment],
+        "stock": stock,
+        "stock_meaning": InventoryStatus.MEANINGS[stock],
+        "shipment": selectors.order_shipment(order=order),
+        "timeline": timeline,
+        "settled": settled,
+        "version": f"{order.status}:{payment}:{stock}:{len(timeline)}:{progress}",
+        "refresh_seconds": REFRESH_SECONDS,
+        "may_confirm": order.status == Order.Status.DRAFT and order.customer_id == request.user.pk,
+        "may_cancel": order.status in (Order.Status.DRAFT, Order.Status.CONFIRMED, Order.Status.READY_TO_SHIP),
+        "cancel_form": cancel_form or CancelForm(),
+    }
+
+
+def _timeline(order: Order) -> list[TimelineEntry]:
+    events = list(selectors.order_timeline(order_id=order.id))
+    names = {event.event_id: event.type.partition(".")[2] for event in events}
+    return [
+        TimelineEntry(
+            event=event,
+            context=event.type.partition(".")[0],
+            name=event.type.partition(".")[2],
+            caused_by=names.get(event.causation_id, ""),
+            deliveries=list(event.deliveries.all()),
+        )
+        for event in events
+    ]
