@@ -1,17 +1,21 @@
-"""Admin for orders: filter by status, lines inline, the saga's state and the event timeline.
+"""Admin for orders: filter by status and date, search by id and customer, lines inline, the saga's state and
+the event timeline with each event's deliveries; and the saga instances on their own.
 
-Orders change only through services: the one action, cancel, calls ``order_cancel``.
+Orders change only through services: the one action, cancel, calls ``order_cancel``
+and needs the permission to change orders.
 """
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from outbox.admin import ReadOnlyAdmin
+from outbox.models import Delivery, OutboxEvent
 
+from . import selectors
 from .models import Order, OrderError, OrderLine, OrderSaga
-from .selectors import order_timeline
 from .services import order_cancel
 
 
@@ -39,12 +43,16 @@ class OrderSagaInline(admin.StackedInline):
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = ("id", "customer", "status", "total_amount", "currency", "created_at")
-    list_filter = ("status", "cancel_code")
-    search_fields = ("=id", "=correlation_id", "customer__username", "tracking_number")
+    list_filter = ("status", "created_at", "cancel_code")
+    date_hierarchy = "created_at"
+    search_fields = ("=id", "=correlation_id", "customer__username", "customer__email", "tracking_number")
+    list_select_related = ("customer",)
     readonly_fields = (
         "customer",
         "customer_email",
         "status",
+        "payment_status",
+        "inventory_status",
         "total_amount",
         "currency",
         "shipping_address",
@@ -64,15 +72,91 @@ class OrderAdmin(ReadOnlyAdmin):
     inlines = [OrderLineInline, OrderSagaInline]
     actions = ["cancel_orders"]
 
-    @admin.display(description="events")
-    def timeline(self, obj: Order) -> str:
-        rows = ((e.id, e.occurred_at, e.type, e.causation_id or "-") for e in order_timeline(order_id=obj.id))
-        return format_html_join("\n", "<div>#{} {} <b>{}</b> caused by {}</div>", rows) or "-"
+    @admin.display(description="payment")
+    def payment_status(self, obj: Order) -> str:
+        return selectors.order_payment_status(order=obj)
 
-    @admin.action(description="Cancel the selected orders (staff)")
+    @admin.display(description="stock")
+    def inventory_status(self, obj: Order) -> str:
+        return selectors.order_inventory_status(order=obj)
+
+    @admin.display(description="events (in causal order, with the handlers each was delivered to)")
+    def timeline(self, obj: Order) -> str:
+        events = list(selectors.order_timeline(order_id=obj.id))
+        if not events:
+            return "-"
+        types = {event.event_id: event.type for event in events}
+        rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(event, types),) for event in events))
+        return format_html(
+            '<table class="order-timeline"><thead><tr><th>event</th><th>occurred at (UTC)</th><th>type</th>'
+            "<th>caused by</th><th>deliveries</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.change_order")
+
+    @admin.action(description="Cancel the selected orders (staff)", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        cancelled = 0
         for order in queryset:
             try:
                 order_cancel(order_id=order.id, reason="Cancelled by staff.", code=Order.CancelCode.STAFF)
             except OrderError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(request, f"{cancelled} order{'s' if cancelled != 1 else ''} cancelled.", messages.SUCCESS)
+
+
+def _event_cells(event: OutboxEvent, types: dict) -> str:
+    return format_html(
+        '<td><a href="{}">#{}</a></td><td>{}</td><td><b>{}</b> v{}</td><td>{}</td><td>{}</td>',
+        reverse("admin:outbox_outboxevent_change", args=[event.id]),
+        event.id,
+        event.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        event.type,
+        event.version,
+        types.get(event.causation_id, event.causation_id or "-"),
+        _deliveries(list(event.deliveries.all())),
+    )
+
+
+def _deliveries(deliveries: list[Delivery]) -> str:
+    if not deliveries:
+        return "-"
+    return format_html_join(
+        "<br>",
+        '<a href="{}">{}</a>: {} ({} attempt{})',
+        (
+            (
+                reverse("admin:outbox_delivery_change", args=[d.id]),
+                d.handler,
+                d.status,
+                d.attempts,
+                "" if d.attempts == 1 else "s",
+            )
+            for d in deliveries
+        ),
+    )
+
+
+@admin.register(OrderSaga)
+class OrderSagaAdmin(ReadOnlyAdmin):
+    """Each order's saga: what it has learnt from payments, inventory and shipping, and what it decided."""
+
+    list_display = ("order", "payment", "stock", "outcome", "updated_at")
+    list_filter = ("outcome", "payment", "stock")
+    search_fields = ("=order__id",)
+    list_select_related = ("order",)
+    readonly_fields = (
+        "order",
+        "payment",
+        "payment_failure",
+        "stock",
+        "short_skus",
+        "shipment",
+        "outcome",
+        "updated_at",
+    )

@@ -1,10 +1,18 @@
-"""The orders admin: the changelist, an order's page with its event timeline, and the cancel action."""
+"""The orders admin: the changelist (filters, search), an order's page with its event timeline and deliveries,
+the cancel action, the saga instances; and an admin for every context."""
+
+import datetime as dt
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from orders import saga
 from orders.models import Order
+from outbox.models import Delivery, OutboxEvent
+from outbox.relay import fan_out
 from tests.factories import make_product, place_order
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -40,3 +48,109 @@ def test_the_cancel_action_cancels_through_the_service_and_reports_what_it_refus
     assert (confirmed.status, confirmed.cancel_code) == ("cancelled", "staff")
     assert Order.objects.get(pk=shipped.pk).status == "shipped"
     assert "it cannot be cancelled" in response.content.decode()
+
+
+def test_the_orders_page_shows_each_events_deliveries_and_the_state_of_payment_and_stock(admin_client):
+    # given a confirmed order whose events the relay has fanned out to their handlers
+    order = place_order(confirm=True)
+    fan_out(batch_size=100)
+    confirmed = OutboxEvent.objects.get(correlation_id=order.correlation_id, type="orders.OrderConfirmed")
+    authorise = Delivery.objects.get(event=confirmed, handler="payments.authorise_payment")
+    # when
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    # then every delivery of the event is listed with its status, linked to its own page
+    delivery_url = reverse("admin:outbox_delivery_change", args=[authorise.pk])
+    assert f'<a href="{delivery_url}">payments.authorise_payment</a>: dispatched (1 attempt)' in page
+    assert "inventory.reserve_stock" in page
+    assert reverse("admin:outbox_outboxevent_change", args=[confirmed.pk]) in page
+    assert '<div class="readonly">pending</div>' in page  # payment and stock, not yet answered
+    # and nothing on it can be edited
+    assert 'name="_save"' not in page
+
+
+@pytest.mark.parametrize(
+    ("term", "found"), [("alice", True), ("ALICE@shop.example", True), ("bob", False), ("not-a-uuid", False)]
+)
+def test_orders_are_found_by_customer(admin_client, term, found):
+    order = place_order(customer=make_user("alice", email="alice@shop.example"))
+    listing = admin_client.get(reverse("admin:orders_order_changelist"), {"q": term})
+    assert listing.status_code == 200
+    assert (str(order.pk) in listing.content.decode()) is found
+
+
+def test_an_order_is_found_by_its_id(admin_client):
+    wanted, other = place_order(), place_order()
+    listing = admin_client.get(reverse("admin:orders_order_changelist"), {"q": str(wanted.pk)})
+    html = listing.content.decode()
+    assert str(wanted.pk) in html
+    assert str(other.pk) not in html
+
+
+def test_orders_are_filtered_by_date(admin_client):
+    # given an order placed today and one placed last year
+    today, old = place_order(), place_order()
+    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=400))
+    # when
+    listing = admin_client.get(reverse("admin:orders_order_changelist"), {"created_at__year": timezone.now().year})
+    # then
+    html = listing.content.decode()
+    assert str(today.pk) in html
+    assert str(old.pk) not in html
+
+
+def test_the_cancel_action_needs_the_permission_to_change_orders(client):
+    # given staff who may view orders but not change them
+    viewer = make_user("vic", staff=True, perms=("orders.view_order",))
+    order = place_order(confirm=True)
+    client.force_login(viewer)
+    # when
+    listing = client.get(reverse("admin:orders_order_changelist"))
+    response = client.post(
+        reverse("admin:orders_order_changelist"), {"action": "cancel_orders", "_selected_action": [order.pk]}
+    )
+    # then the action is not offered, and posting it changes nothing
+    assert listing.status_code == 200
+    assert "cancel_orders" not in listing.content.decode()
+    assert response.status_code in (200, 302)
+    order.refresh_from_db()
+    assert order.status == "confirmed"
+
+
+def test_the_cancel_action_reports_how_many_it_cancelled(admin_client):
+    orders = [place_order(), place_order(confirm=True)]
+    response = admin_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "cancel_orders", "_selected_action": [o.pk for o in orders]},
+        follow=True,
+    )
+    assert "2 orders cancelled." in response.content.decode()
+    assert set(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("cancel_code", flat=True)) == {"staff"}
+
+
+def test_saga_instances_have_their_own_read_only_admin(admin_client):
+    # given an order whose saga has learnt that the payment is secured
+    order = place_order(confirm=True)
+    saga.saga_payment_secured(order_id=order.id)
+    # when
+    listing = admin_client.get(reverse("admin:orders_ordersaga_changelist"), {"payment__exact": "secured"})
+    page = admin_client.get(reverse("admin:orders_ordersaga_change", args=[order.pk]))
+    # then
+    assert listing.status_code == page.status_code == 200
+    assert str(order.pk) in listing.content.decode()
+    assert 'name="_save"' not in page.content.decode()
+    assert admin_client.get(reverse("admin:orders_ordersaga_add")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "changelist",
+    [
+        "admin:payments_payment_changelist",
+        "admin:inventory_stockitem_changelist",
+        "admin:shipping_shipment_changelist",
+        "admin:notifications_notification_changelist",
+        "admin:orders_ordersaga_changelist",
+        "admin:outbox_deadletter_changelist",
+    ],
+)
+def test_every_context_has_an_admin(admin_client, changelist):
+    assert admin_client.get(reverse(changelist)).status_code == 200
