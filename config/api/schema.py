@@ -82,8 +82,10 @@ class AutoSchema(SpectacularAutoSchema):
         codes = []
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
             codes += [400, 413, 415]
-        elif getattr(self.view, "FilterSerializer", None) is not None:
-            codes.append(400)
+        elif getattr(self.view, "FilterSerializer", None) is not None or (
+            self.method == "GET" and self._is_list_view()
+        ):
+            codes.append(400)  # a filter, or a bad page / page_size on any paginated list
         if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             codes += [401, 403]
         if "{" in self.path or (self.method == "GET" and self._is_list_view()):

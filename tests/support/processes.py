@@ -24,16 +24,24 @@ ALL_QUEUES = "outbox,orders,payments,inventory,shipping,notifications,probe"
 
 
 def wait_for(
-    condition: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+    condition: Callable[[], object],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "",
 ) -> object:
-    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds.
+
+    ``what`` says what was awaited; a callable (e.g. a process's log) is called on failure.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {said or condition}")
         time.sleep(interval)
 
 
