@@ -49,6 +49,7 @@ from outbox.models import Delivery, InboxEntry, OutboxEvent  # noqa: E402
 from outbox.publishing import publish  # noqa: E402
 from tests.outbox.probe.events import Priced  # noqa: E402
 from tests.outbox.probe.models import Effect, Switch  # noqa: E402
+from tests.support.events import outbox_row  # noqa: E402
 from tests.support.processes import ChildProcess, start_relay, start_worker  # noqa: E402
 
 PROBE_QUEUES = "outbox,probe"
@@ -213,12 +214,17 @@ def throughput(seconds: float = 10.0, rate: float = 2000.0, writers: int = 2, co
     return {"load_offered_per_s": published / elapsed, "load_deliveries_per_s": done / elapsed}
 
 
-def backlog(events: int = 20_000) -> dict[str, float]:
-    """Deliveries per second draining events that were written while no relay ran."""
+def write_backlog(events: int) -> None:
+    """Empty tables, then ``events`` unrelayed events written straight into the log."""
     reset_tables()
     with transaction.atomic():
         for start in range(0, events, 1000):
-            OutboxEvent.objects.bulk_create([_row() for _ in range(min(1000, events - start))])
+            OutboxEvent.objects.bulk_create([outbox_row(priced()) for _ in range(min(1000, events - start))])
+
+
+def backlog(events: int = 20_000) -> dict[str, float]:
+    """Deliveries per second draining events that were written while no relay ran."""
+    write_backlog(events)
     with Processes(OUTBOX_KICK_ON_COMMIT="false", relay=False) as processes:
         began = time.monotonic()
         processes.children.append(start_relay(poll_seconds=0.5, OUTBOX_KICK_ON_COMMIT="false"))
@@ -227,29 +233,11 @@ def backlog(events: int = 20_000) -> dict[str, float]:
     return {"backlog_deliveries_per_s": events / elapsed}
 
 
-def _row() -> OutboxEvent:
-    from django.utils import timezone
-
-    event = priced()
-    return OutboxEvent(
-        type=event.event_type,
-        version=event.version,
-        occurred_at=timezone.now(),
-        aggregate_type=event.aggregate_type,
-        aggregate_id=event.aggregate_id,
-        correlation_id=uuid.uuid4(),
-        payload=event.model_dump(mode="json"),
-    )
-
-
 def relay_rate(events: int = 20_000) -> dict[str, float]:
     """Events a single relay fans out and dispatches per second (tasks sent to Redis, no worker)."""
     from outbox.relay import relay_pass
 
-    reset_tables()
-    with transaction.atomic():
-        for start in range(0, events, 1000):
-            OutboxEvent.objects.bulk_create([_row() for _ in range(min(1000, events - start))])
+    write_backlog(events)
     with outbox_settings(KICK_ON_COMMIT=False):
         began = time.perf_counter()
         relayed = 0

@@ -39,6 +39,26 @@ def wait_until_finished(event: OutboxEvent, *, timeout: float = 20, what: str = 
     return wait_for(finished, timeout=timeout, what=what or f"deliveries of {event} to finish")
 
 
+def make_dead_letter() -> Delivery:
+    """A probe.breakable delivery that failed its last attempt, in-process (no workers)."""
+    from outbox.publishing import publish
+    from outbox.relay import fan_out
+    from outbox.runner import run_deliveries
+    from tests.outbox.probe.events import Broke
+    from tests.outbox.probe.models import Switch
+
+    Switch.objects.update_or_create(name="broken", defaults={"on": True})
+    with transaction.atomic():
+        row = publish(Broke(thing_id=uuid.uuid4()))
+    fan_out(batch_size=10)
+    delivery = Delivery.objects.get(event=row)
+    Delivery.objects.filter(id=delivery.id).update(attempts=3)  # probe.breakable's max_attempts
+    run_deliveries([delivery.id])
+    delivery.refresh_from_db()
+    assert delivery.status == "dead"
+    return delivery
+
+
 @pytest.fixture
 def dlq_operator(db):
     """A staff user allowed to retry and discard dead letters."""

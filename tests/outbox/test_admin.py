@@ -9,23 +9,15 @@ from django.urls import reverse
 from outbox.models import Delivery
 from outbox.publishing import publish
 from outbox.relay import fan_out
-from outbox.runner import run_deliveries
-from tests.outbox.probe.events import Broke, Pinged
-from tests.outbox.probe.models import Switch
+from tests.outbox.conftest import make_dead_letter
+from tests.outbox.probe.events import Pinged
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def dead_letter() -> Delivery:
-    Switch.objects.create(name="broken", on=True)
-    with transaction.atomic():
-        row = publish(Broke(thing_id=uuid.uuid4()))
-    fan_out(batch_size=10)
-    delivery = Delivery.objects.get(event=row)
-    Delivery.objects.filter(id=delivery.id).update(attempts=3)
-    run_deliveries([delivery.id])
-    return Delivery.objects.get(id=delivery.id)
+    return make_dead_letter()
 
 
 def test_the_dead_letter_page_shows_payload_error_and_traceback(client, dlq_operator, dead_letter):

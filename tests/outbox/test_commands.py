@@ -10,27 +10,14 @@ from outbox.models import Delivery, InboxEntry, OutboxEvent
 from outbox.publishing import publish
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
-from tests.outbox.probe.events import Broke, Pinged
-from tests.outbox.probe.models import Switch
+from tests.outbox.conftest import make_dead_letter
+from tests.outbox.probe.events import Pinged
 
 pytestmark = pytest.mark.django_db
 
 
-def _dead_letter() -> Delivery:
-    Switch.objects.create(name="broken", on=True)
-    with transaction.atomic():
-        row = publish(Broke(thing_id=uuid.uuid4()))
-    fan_out(batch_size=10)
-    delivery = Delivery.objects.get(event=row)
-    Delivery.objects.filter(id=delivery.id).update(attempts=3)
-    run_deliveries([delivery.id])
-    delivery.refresh_from_db()
-    assert delivery.status == "dead"
-    return delivery
-
-
 def test_outbox_status_prints_open_work_per_handler(capsys):
-    _dead_letter()
+    make_dead_letter()
     with transaction.atomic():
         publish(Pinged(thing_id=uuid.uuid4()))
     fan_out(batch_size=10)
@@ -43,7 +30,7 @@ def test_outbox_status_prints_open_work_per_handler(capsys):
 
 
 def test_outbox_dlq_lists_dead_letters_with_their_error(capsys):
-    delivery = _dead_letter()
+    delivery = make_dead_letter()
     call_command("outbox_dlq", "list")
     out = capsys.readouterr().out
     assert f"{delivery.id}" in out
@@ -53,7 +40,7 @@ def test_outbox_dlq_lists_dead_letters_with_their_error(capsys):
 
 
 def test_outbox_dlq_retry_resets_the_dead_letter(capsys):
-    delivery = _dead_letter()
+    delivery = make_dead_letter()
     call_command("outbox_dlq", "retry", "--all")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)

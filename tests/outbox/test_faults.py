@@ -11,13 +11,13 @@ import uuid
 import pytest
 from django.db import connection, transaction
 from django.db.models import Count
-from django.utils import timezone
 
 from outbox.models import Delivery, OutboxEvent
 from outbox.publishing import publish
 from tests.outbox.probe.events import Flaked, Pinged, Slept
 from tests.outbox.probe.models import Effect
 from tests.support.broker import queued_delivery_batches
+from tests.support.events import outbox_row
 from tests.support.processes import start_relay, start_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers, pytest.mark.faults]
@@ -118,7 +118,7 @@ def test_two_relays_over_ten_thousand_events_dispatch_each_delivery_exactly_once
     # when 10,000 events are written in 20 transactions
     for _ in range(20):
         with transaction.atomic():
-            OutboxEvent.objects.bulk_create([_flaked_row() for _ in range(500)])
+            OutboxEvent.objects.bulk_create([outbox_row(Flaked(thing_id=uuid.uuid4())) for _ in range(500)])
     # then
     wait_for(lambda: Delivery.objects.filter(status="dispatched").count() == 10_000, timeout=120, what="10,000")
     wait_for(lambda: _queued_ids(redis) >= 10_000, timeout=30, what="all tasks to be sent")
@@ -129,19 +129,6 @@ def test_two_relays_over_ten_thousand_events_dispatch_each_delivery_exactly_once
     assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
     assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()
     redis.delete("probe")
-
-
-def _flaked_row() -> OutboxEvent:
-    event = Flaked(thing_id=uuid.uuid4())
-    return OutboxEvent(
-        type=event.event_type,
-        version=event.version,
-        occurred_at=timezone.now(),
-        aggregate_type=event.aggregate_type,
-        aggregate_id=event.aggregate_id,
-        correlation_id=uuid.uuid4(),
-        payload=event.model_dump(mode="json"),
-    )
 
 
 def _queued_ids(redis) -> int:
