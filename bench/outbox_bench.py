@@ -222,10 +222,10 @@ def write_backlog(events: int) -> None:
             OutboxEvent.objects.bulk_create([outbox_row(priced()) for _ in range(min(1000, events - start))])
 
 
-def backlog(events: int = 20_000) -> dict[str, float]:
+def backlog(events: int = 20_000, concurrency: int = 4) -> dict[str, float]:
     """Deliveries per second draining events that were written while no relay ran."""
     write_backlog(events)
-    with Processes(OUTBOX_KICK_ON_COMMIT="false", relay=False) as processes:
+    with Processes(concurrency=concurrency, OUTBOX_KICK_ON_COMMIT="false", relay=False) as processes:
         began = time.monotonic()
         processes.children.append(start_relay(poll_seconds=0.5, OUTBOX_KICK_ON_COMMIT="false"))
         wait_until(lambda: InboxEntry.objects.count() >= events, timeout=300)

@@ -18,7 +18,14 @@ from .models import Delivery, OutboxEvent
 
 UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
 
+# SET LOCAL first, in the same round trip (an implicit transaction when in
+# autocommit): with few unrelayed rows the planner picks a bitmap scan of the
+# partial index, which never marks the entries of relayed (dead) row versions
+# as dead, so every claim re-reads all of them until VACUUM runs: 4 ms per
+# claim after a few seconds of load. A plain index scan marks them as it
+# passes, and the next claim skips them (0.5 ms and falling).
 FAN_OUT_SQL = f"""
+SET LOCAL enable_bitmapscan = off;
 WITH claimed AS (
     SELECT id FROM outbox_event WHERE relayed_at IS NULL ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ), relayed AS (
@@ -72,10 +79,17 @@ def fan_out(
     }
     with connection.cursor() as cursor:
         cursor.execute(FAN_OUT_SQL, params)
+        cursor.nextset()  # past the SET
         rows = cursor.fetchall()
     types = [row[1] for row in rows if row[0] == "event"]
     dispatched = [Delivery(id=row[3], handler=row[1], queue=row[2]) for row in rows if row[0] == "delivery"]
     return types, dispatched
+
+
+def prefer_index_scans() -> None:
+    """For the rest of the current transaction, claim by index scans (see FAN_OUT_SQL for why)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
 
 
 CLAIM_SQL = """

@@ -149,6 +149,8 @@ def ordering_key(event: OutboxEvent) -> str:
 def dispatch_due(*, batch_size: int) -> RelayStats:
     """Dispatch deliveries that are due: new, retrying, or with an expired lease."""
     with transaction.atomic():
+        if connections["default"].vendor == "postgresql":
+            postgresql.prefer_index_scans()
         now = timezone.now()
         due = list(
             _dispatchable(now)

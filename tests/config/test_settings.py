@@ -67,3 +67,8 @@ def test_the_suite_stops_loudly_when_postgresql_is_down():
     assert result.returncode == 3
     assert f"PostgreSQL at 127.0.0.1:{port} is not reachable" in result.stdout + result.stderr
     assert "pg_ctlcluster" in result.stdout + result.stderr
+
+
+def test_every_model_change_has_its_migration():
+    result = _manage("makemigrations", "--check", "--dry-run", DJANGO_SETTINGS_MODULE="config.settings.test")
+    assert result.returncode == 0, result.stdout + result.stderr
