@@ -303,7 +303,7 @@ def _fill_history(rows: int) -> None:
             """
             INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
                                       correlation_id, traceparent, payload, relayed_at)
-            SELECT gen_random_uuid(), 'probe.Priced', 2, now(), 'probe.Thing', g::text, gen_random_uuid(), '',
+            SELECT gen_random_uuid(), 'probe.Priced', 2, now(), 'bench.History', g::text, gen_random_uuid(), '',
                    '{}'::jsonb, now()
             FROM generate_series(1, %s) g
             """,
@@ -314,7 +314,7 @@ def _fill_history(rows: int) -> None:
             INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error,
                                          traceback, created_at, finished_at)
             SELECT id, 'probe.record_price', 'probe', 'done', 1, now(), '', '', now(), now()
-            FROM outbox_event WHERE relayed_at IS NOT NULL
+            FROM outbox_event WHERE aggregate_type = 'bench.History'
             """
         )
         cursor.execute("ANALYZE outbox_event; ANALYZE outbox_delivery")
