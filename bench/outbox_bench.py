@@ -53,6 +53,7 @@ from tests.support.events import outbox_row  # noqa: E402
 from tests.support.processes import ChildProcess, start_relay, start_worker  # noqa: E402
 
 PROBE_QUEUES = "outbox,probe"
+BENCH_SKU = "PEN-BLUE"  # seed_demo stocks 10,000
 
 
 def main() -> None:
@@ -269,7 +270,45 @@ def publish_cost(transactions: int = 2000) -> dict[str, float]:
         "tx_plain_us": plain,
         "tx_with_publish_us": published,
         "publish_overhead_pct": (published / plain - 1) * 100,
+        "order_services_publish_share_pct": _publish_share_of_order_services(),
     }
+
+
+def _publish_share_of_order_services(orders: int = 300) -> float:
+    """The share of the real ``order_place`` + ``order_confirm`` transactions spent in ``publish``."""
+    from django.contrib.auth import get_user_model
+
+    import orders.services as order_services
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    customer = get_user_model().objects.get(username="customer")
+    spent = [0.0]
+    real_publish = order_services.publish
+
+    def timed_publish(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return real_publish(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - began
+
+    address = {"name": "A", "line1": "1 Road", "city": "Town", "postal_code": "1000", "country": "BE"}
+    order_services.publish = timed_publish
+    try:
+        with outbox_settings(KICK_ON_COMMIT=False):
+            began = time.perf_counter()
+            for _ in range(orders):
+                order = order_services.order_place(
+                    customer_id=customer.id,
+                    lines=[{"sku": BENCH_SKU, "quantity": 1}],
+                    shipping_address=address,
+                    payment_token="tok_visa",
+                )
+                order_services.order_confirm(order_id=order.id)
+            total = time.perf_counter() - began
+    finally:
+        order_services.publish = real_publish
+    return spent[0] / total * 100
 
 
 def claims(finished_rows: int = 1_000_000, samples: int = 200) -> dict[str, float]:

@@ -40,7 +40,6 @@ class OutboxEvent(models.Model):
             models.Index(fields=["id"], name="outbox_event_unrelayed", condition=Q(relayed_at__isnull=True)),
             models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_event_aggregate"),
             models.Index(fields=["correlation_id", "id"], name="outbox_event_correlation"),
-            models.Index(fields=["type", "occurred_at"], name="outbox_event_type_time"),
         ]
 
     def __str__(self) -> str:

@@ -12,11 +12,41 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from .models import Delivery, OutboxEvent
 
 UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
+
+INSERT_EVENT_SQL = """
+INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
+                          correlation_id, causation_id, traceparent, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+RETURNING id
+"""
+
+
+def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
+    """Insert an outbox row built by ``publish``, setting its id."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            INSERT_EVENT_SQL,
+            [
+                row.event_id,
+                row.type,
+                row.version,
+                row.occurred_at,
+                row.aggregate_type,
+                row.aggregate_id,
+                row.correlation_id,
+                row.causation_id,
+                row.traceparent,
+                json.dumps(row.payload),
+            ],
+        )
+        row.id = cursor.fetchone()[0]
+    row._state.adding, row._state.db = False, using
+
 
 # SET LOCAL first, in the same round trip (an implicit transaction when in
 # autocommit): with few unrelayed rows the planner picks a bitmap scan of the
