@@ -13,8 +13,7 @@ from django.utils.html import format_html
 
 from . import services
 from .events import registry
-from .models import DeadLetter, Delivery, OutboxEvent
-from .postgresql import UNKNOWN_TYPE_HANDLER
+from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, OutboxEvent
 from .subscriptions import subscriptions
 
 

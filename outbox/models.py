@@ -11,6 +11,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# The pseudo-handler whose dead delivery records an event of a type no class
+# registers; retried once the type is known, it fans the event out.
+UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
+
 
 class OutboxEvent(models.Model):
     """One domain event, written in the transaction of the change that caused it.

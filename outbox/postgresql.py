@@ -14,9 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections
 
-from .models import Delivery, OutboxEvent
-
-UNKNOWN_TYPE_HANDLER = "outbox.unknown_event_type"
+from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
 INSERT_EVENT_SQL = """
 INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,

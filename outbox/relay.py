@@ -32,8 +32,7 @@ from django.utils import timezone
 
 from . import postgresql
 from .events import registry
-from .models import Delivery, OutboxEvent
-from .postgresql import UNKNOWN_TYPE_HANDLER
+from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 from .subscriptions import subscriptions
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from django.utils import timezone
 from . import metrics, postgresql
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
-from .models import Delivery, InboxEntry, OutboxEvent
-from .relay import UNKNOWN_TYPE_HANDLER, kick_relay_on_commit, ordering_key
+from .models import UNKNOWN_TYPE_HANDLER, Delivery, InboxEntry, OutboxEvent
+from .relay import kick_relay_on_commit, ordering_key
 from .subscriptions import Subscription, subscriptions
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from outbox.models import Delivery
+from outbox.models import UNKNOWN_TYPE_HANDLER, Delivery
 from outbox.publishing import publish
-from outbox.relay import UNKNOWN_TYPE_HANDLER, dispatch_due, fan_out
+from outbox.relay import dispatch_due, fan_out
 from tests.outbox.conftest import store_raw_event
 from tests.outbox.probe.events import Pinged, Stepped
 from tests.support.broker import queued_delivery_batches
