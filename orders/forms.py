@@ -84,7 +84,7 @@ class OrderForm(forms.Form):
         label="Payment token",
         max_length=MAX_TOKEN_LENGTH,
         initial="tok_visa",
-        help_text="A sandbox card token; see the list beside this field.",
+        help_text="A sandbox card token: see the tokens below.",
     )
 
     def clean_country(self) -> str:

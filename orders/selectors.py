@@ -173,7 +173,7 @@ def _with_progress(orders: QuerySet[Order]) -> QuerySet[Order]:
         return Exists(OutboxEvent.objects.filter(correlation_id=OuterRef("correlation_id"), type=event_type))
 
     return (
-        orders.select_related("saga")
+        orders.select_related("saga", "customer")
         .prefetch_related("lines")
         .annotate(**{name: happened(event_type) for name, event_type in _FLAGS.items()})
     )

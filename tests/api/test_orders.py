@@ -10,7 +10,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from orders import saga
@@ -383,6 +384,22 @@ def test_the_list_filters_by_status_and_pages(alice):
     pages = [row["id"] for row in first["results"]] + [row["id"] for row in second["results"]]
     assert pages == [str(order.id) for order in reversed(drafts)]
     assert {row["status"] for row in first["results"] + second["results"]} == {"draft"}
+
+
+def test_a_page_of_orders_costs_the_same_queries_however_many_orders_it_holds(alice):
+    # given a client with its token, and one order
+    client = token_client(alice)
+    place_order(customer=alice, confirm=True)
+    with CaptureQueriesContext(connection) as one:
+        client.get(ORDERS_URL)
+    # when there are ten
+    for _ in range(9):
+        place_order(customer=alice, confirm=True)
+    with CaptureQueriesContext(connection) as ten:
+        response = client.get(ORDERS_URL)
+    # then
+    assert response.json()["count"] == 10
+    assert len(ten.captured_queries) == len(one.captured_queries)
 
 
 def test_an_unknown_status_filter_is_400_naming_it(alice):
