@@ -1,14 +1,15 @@
 """A long-running relay: the lowest-latency way to run the outbox.
 
-It relays at once when PostgreSQL NOTIFYs a new event (a trigger on the
-outbox table sends it at commit), and otherwise every ``--poll-seconds``,
-which is also what picks up retries and expired leases. Any number may run
+It fans out at once when PostgreSQL NOTIFYs a new event (a trigger on the
+outbox table sends it at commit); every ``--poll-seconds`` it also sweeps for
+due deliveries: retries, expired leases, ordered events released. Any number may run
 at once: they claim work with SKIP LOCKED. Beat's sweep stays the backstop.
 """
 
 import logging
 import signal
 import threading
+import time
 
 import psycopg
 from django.conf import settings
@@ -38,9 +39,13 @@ class Command(BaseCommand):
         listens = connection.vendor == "postgresql"
         listener = _listen() if listens else None
         self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listens else 'polling'}, poll every {poll_seconds}s")
+        last_sweep = 0.0
         try:
             while not stop.is_set():
-                _relay_keeping_the_connection()
+                sweep = time.monotonic() - last_sweep >= poll_seconds
+                _relay_keeping_the_connection(sweep=sweep)
+                if sweep:
+                    last_sweep = time.monotonic()
                 if listens and listener is None:
                     listener = _listen()
                 listener = _wait(listener, poll_seconds, stop)
@@ -53,13 +58,13 @@ class Command(BaseCommand):
         self.stdout.write(f"fanned out {stats.fanned_out} events, dispatched {stats.dispatched}, dead {stats.dead}")
 
 
-def _relay_keeping_the_connection() -> None:
+def _relay_keeping_the_connection(*, sweep: bool) -> None:
     """One pass on the connection of the last one: reconnecting would cost more than the pass.
 
     A connection the database dropped is closed here and opened afresh by the next pass.
     """
     try:
-        relay_pass()
+        relay_pass(sweep=sweep)
     except (OperationalError, InterfaceError):
         logger.warning("outbox relay: database connection lost; reconnecting", exc_info=True)
         connection.close()
