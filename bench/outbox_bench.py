@@ -115,7 +115,8 @@ class Processes:
     def __enter__(self) -> "Processes":
         if self.relay:
             self.children.append(start_relay(poll_seconds=0.5, **self.env))
-        self.children.append(start_worker(queues=PROBE_QUEUES, concurrency=self.concurrency, **self.env))
+        pool = os.environ.get("BENCH_POOL", "prefork")
+        self.children.append(start_worker(queues=PROBE_QUEUES, concurrency=self.concurrency, pool=pool, **self.env))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from django.urls import reverse
+from django_countries import countries
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -57,6 +58,8 @@ class ShippingAddressSerializer(serializers.Serializer):
         ref_name = "ShippingAddress"
 
     def validate_country(self, value: str) -> str:
+        if value.upper() not in countries:
+            raise serializers.ValidationError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR.")
         return value.upper()
 
 

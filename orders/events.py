@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import ClassVar, Literal
 from uuid import UUID
 
+from django_countries import countries
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outbox.events import DomainEvent, Money, upcaster
@@ -25,8 +26,8 @@ class ShippingAddress(BaseModel):
     @field_validator("country")
     @classmethod
     def _alpha_2(cls, value: str) -> str:
-        if not value.isalpha():
-            raise ValueError("country must be an ISO 3166-1 alpha-2 code, like DE or FR")
+        if value.upper() not in countries:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR")
         return value.upper()
 
 

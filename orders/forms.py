@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from django import forms
 from django.core.validators import RegexValidator
+from django_countries import countries
 
 from inventory.selectors import ProductAvailability
 
@@ -88,7 +89,10 @@ class OrderForm(forms.Form):
     )
 
     def clean_country(self) -> str:
-        return self.cleaned_data["country"].upper()
+        code = self.cleaned_data["country"].upper()
+        if code not in countries:
+            raise forms.ValidationError(f"{code!r} is not a country's ISO code; give one like DE or FR.")
+        return code
 
     def shipping_address(self) -> dict[str, str]:
         fields = ("name", "line1", "line2", "city", "postal_code", "country")

@@ -172,6 +172,10 @@ def test_a_customer_places_a_draft_order_priced_from_the_catalogue(alice, pen, l
                 ]
             },
         ),
+        (
+            lambda b: b["shipping_address"].update(country="XX"),
+            {"shipping_address.country": ["'XX' is not an ISO 3166-1 alpha-2 country code, like DE or FR."]},
+        ),
         (lambda b: b.pop("payment_token"), {"payment_token": ["This field is required."]}),
         (lambda b: b.update(payment_token=["tok_visa"]), {"payment_token": ["Not a valid string."]}),
         (lambda b: b.update(payment_token=" "), {"payment_token": ["This field may not be blank."]}),
@@ -191,6 +195,7 @@ def test_a_customer_places_a_draft_order_priced_from_the_catalogue(alice, pen, l
         "address without city",
         "country not letters",
         "country name instead of code",
+        "country code nobody has",
         "missing payment token",
         "payment token not a string",
         "blank payment token",

@@ -78,12 +78,17 @@ def operator_headers(db, make_delivery, in_process_requests) -> dict[str, str]:
     return {"Authorization": f"Token {Token.objects.create(user=operator).key}"}
 
 
-# Well-formed credentials that match no user are a 400 by contract, which this check would call a failure.
-WELL_FORMED_MAY_BE_REFUSED = {("POST", "/api/auth/token/"): [checks.positive_data_acceptance]}
+# Well-formed credentials that match no user are a 400 by contract, and so is a handler filter with a
+# NUL character in it; the acceptance check would call both failures.
+WELL_FORMED_MAY_BE_REFUSED = {
+    ("POST", "/api/auth/token/"): [checks.positive_data_acceptance],
+    ("GET", "/api/outbox/dead-letters/"): [checks.positive_data_acceptance],
+}
 
 
 @schema.include(path_regex=PHASE_ONE_ROUTES).parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.schemathesis
 def test_the_api_answers_as_its_schema_says(case, operator_headers):
     # when a generated request is sent as staff: then no 5xx, and status, headers and body are as documented
     excluded = WELL_FORMED_MAY_BE_REFUSED.get((case.method.upper(), case.path), [])

@@ -32,7 +32,7 @@ from schemathesis import checks
 from tests.factories import make_product, place_order
 from tests.support.users import make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.schemathesis]
 
 MAX_EXAMPLES = 25  # per operation and phase
 CHECKS = [
