@@ -179,7 +179,12 @@ def outbox_settings(**overrides: object):
     return override_settings(OUTBOX={**settings.OUTBOX, **overrides})
 
 
-def throughput(seconds: float = 10.0, rate: float = 800.0, writers: int = 2, concurrency: int = 4) -> dict[str, float]:
+def throughput(
+    seconds: float = 10.0,
+    rate: float = 800.0,
+    writers: int = 2,
+    concurrency: int = int(os.environ.get("BENCH_CONCURRENCY", 2)),
+) -> dict[str, float]:
     """Deliveries done per second while writers offer ``rate`` events per second, ten per transaction.
 
     Each event (``probe.Pinged``) has three subscribers, as ``OrderConfirmed``
@@ -227,7 +232,7 @@ def write_backlog(events: int) -> None:
             OutboxEvent.objects.bulk_create([outbox_row(priced()) for _ in range(min(1000, events - start))])
 
 
-def backlog(events: int = 20_000, concurrency: int = 4) -> dict[str, float]:
+def backlog(events: int = 20_000, concurrency: int = int(os.environ.get("BENCH_CONCURRENCY", 2))) -> dict[str, float]:
     """Deliveries per second draining events that were written while no relay ran."""
     write_backlog(events)
     with Processes(concurrency=concurrency, OUTBOX_KICK_ON_COMMIT="false", relay=False) as processes:
