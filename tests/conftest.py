@@ -7,7 +7,8 @@ import psycopg
 import pytest
 import redis as redis_lib
 from django.conf import settings
-from django.db import OperationalError
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError, close_old_connections
 from django.test import TransactionTestCase
 
 from tests.support.processes import ChildProcess, start_relay, start_worker
@@ -66,6 +67,20 @@ def _flush_retries_a_deadlock():
     TransactionTestCase._fixture_teardown = teardown
     yield
     TransactionTestCase._fixture_teardown = original
+
+
+@pytest.fixture
+def in_process_requests():
+    """Keep the test's connection open across requests, as Django's test client does.
+
+    Schema fuzzing calls the WSGI app in the test's own transaction; Django
+    would otherwise close that connection at the end of every request.
+    """
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @pytest.fixture

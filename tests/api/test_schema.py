@@ -6,8 +6,6 @@ import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -54,20 +52,6 @@ def test_every_operation_documents_its_error_bodies():
 
 # Loaded at collection through the WSGI app in-process; building the schema touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
-
-
-@pytest.fixture
-def in_process_requests():
-    """Keep the test's connection open across requests, as Django's test client does.
-
-    (Django closes connections at the end of each request; in a test that
-    would close the test's own transaction under it.)
-    """
-    for signal in (request_started, request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (request_started, request_finished):
-        signal.connect(close_old_connections)
 
 
 @pytest.fixture

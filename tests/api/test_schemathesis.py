@@ -22,8 +22,6 @@ from typing import Any
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
@@ -78,16 +76,6 @@ def _with_real_skus(body: dict[str, Any]) -> dict[str, Any]:
         for index, line in enumerate(body["lines"])
     ]
     return {**body, "lines": lines}
-
-
-@pytest.fixture
-def in_process_requests():
-    """Keep the test's connection open across requests, as Django's test client does."""
-    for signal in (request_started, request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (request_started, request_finished):
-        signal.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import uuid
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
@@ -214,16 +212,6 @@ def test_customers_may_not_see_stock_levels(customer):
 
 
 # the schema
-
-
-@pytest.fixture
-def in_process_requests():
-    """Keep the test's connection open across requests, as Django's test client does."""
-    for signal in (request_started, request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (request_started, request_finished):
-        signal.connect(close_old_connections)
 
 
 @pytest.fixture
