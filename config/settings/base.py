@@ -14,10 +14,12 @@ from celery.schedules import schedule
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"  # embedded database, broker folders, sent mail
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional, never committed
+
+# The embedded default's database, broker folders and metrics live here.
+VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 
 # GENERAL
 # ------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""The embedded default, run as `make run` runs it: SQLite, the file-system broker, a real worker.
+
+This is also what exercises the outbox's portable (ORM) paths, which the
+PostgreSQL suite replaces with hand-written statements.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.processes import ROOT, ChildProcess, wait_for
+
+pytestmark = pytest.mark.workers
+
+PLACE_CONFIRM_AND_WAIT = """
+import time
+from django.contrib.auth import get_user_model
+from orders.models import Order
+from orders.services import order_confirm, order_place
+customer = get_user_model().objects.get(username="customer")
+address = {"name": "Ada", "line1": "1 Road", "city": "Ghent", "postal_code": "9000", "country": "BE"}
+order = order_place(customer_id=customer.id, lines=[{"sku": "PEN-BLUE", "quantity": 2}, {"sku": "MUG-CERAMIC",
+    "quantity": 1}], shipping_address=address, payment_token="tok_visa")
+order_confirm(order_id=order.id)
+deadline = time.monotonic() + 60
+while Order.objects.get(id=order.id).status not in ("shipped", "cancelled") and time.monotonic() < deadline:
+    time.sleep(0.2)
+print("final status:", Order.objects.get(id=order.id).status)
+"""
+
+
+@pytest.fixture
+def embedded_env(tmp_path) -> dict[str, str]:
+    """Nothing configured but a folder of its own: what a newcomer's machine has."""
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "CELERY_", "CACHE_URL", "TEST_", "PROMETHEUS_"))
+    }
+    return {
+        **keep,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "VAR_DIR": str(tmp_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_an_order_confirmed_on_the_embedded_default_reaches_shipped(embedded_env):
+    # given a migrated SQLite database with the demo data, a worker on every queue and a polling relay
+    _manage(embedded_env, "migrate", "--noinput")
+    _manage(embedded_env, "seed_demo")
+    worker = ChildProcess(
+        "embedded-worker",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q",
+         "outbox,orders,payments,inventory,shipping,notifications", "-c", "2", "--without-mingle",
+         "--without-gossip", "--loglevel", "INFO"],
+        embedded_env,
+    )  # fmt: skip
+    relay = ChildProcess(
+        "embedded-relay", [sys.executable, "manage.py", "outbox_relay", "--poll-seconds", "0.2"], embedded_env
+    )
+    try:
+        wait_for(lambda: " ready." in worker.output(), timeout=60, what=worker.output)
+        # when a customer's order is placed and confirmed
+        out = _manage(embedded_env, "shell", "-c", PLACE_CONFIRM_AND_WAIT)
+        # then the whole saga ran through the file-system broker and SQLite
+        assert "final status: shipped" in out, worker.output()[-3000:]
+    finally:
+        worker.stop()
+        relay.stop()
