@@ -9,6 +9,7 @@ orders, not even that they exist.
 from typing import Any
 from uuid import UUID
 
+from django.db import transaction
 from django.urls import reverse
 from django_countries import countries
 from drf_spectacular.types import OpenApiTypes
@@ -20,18 +21,41 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api.errors import Conflict
+from config.api.errors import Conflict, Unprocessable
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
 from inventory.selectors import catalogue_prices
 from outbox.serializers import DeliverySummarySerializer, EventEnvelopeSerializer
 
 from . import selectors, services
-from .models import InvalidOrder, InvalidOrderTransition, Order
+from .models import (
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidOrder,
+    InvalidOrderTransition,
+    Order,
+)
 from .selectors import InventoryStatus, PaymentStatus
 
 ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id.")
 COUNTRY = r"^[A-Za-z]{2}$"
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": IdempotencyKey.MAX_LENGTH, "pattern": "^[ -~]+$"},
+    OpenApiParameter.HEADER,
+    description="Makes a retry safe: a key of your choosing (a fresh UUID per new order), "
+    f"1 to {IdempotencyKey.MAX_LENGTH} printable ASCII characters, kept per customer. "
+    "The same key with the same body answers the order the first request placed (201, nothing new is written); "
+    "the same key with a different body is a 422. Without the header every request places a new order.",
+)
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    {"type": "string", "enum": ["true"]},
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="`true` when an earlier request with the same `Idempotency-Key` placed this order.",
+)
 SANDBOX_TOKENS = (
     "In the sandbox, `tok_visa` is authorised, any token starting `tok_decline` is declined, "
     "and `tok_flaky` fails twice with a transient error before it is authorised."
@@ -212,19 +236,45 @@ class OrderPlaceApi(APIView):
         operation_id="orders_create",
         tags=["orders"],
         request=InputSerializer,
-        responses={201: OpenApiResponse(OrderSerializer, description="The draft order; confirm it to go ahead.")},
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
+        responses={
+            201: OpenApiResponse(
+                OrderSerializer,
+                description="The draft order; confirm it to go ahead. For a retry with the same `Idempotency-Key` "
+                "and body: the order the first request placed, as it is now, with `Idempotent-Replayed: true`.",
+            ),
+            **error_responses(422),
+        },
     )
     def post(self, request: Request) -> Response:
-        """Place a draft order, priced from the catalogue now. Nothing is charged or reserved until it is confirmed."""
+        """Place a draft order, priced from the catalogue now. Nothing is charged or reserved until it is confirmed.
+
+        Send an `Idempotency-Key` (a fresh UUID per new order) to make a retry safe:
+        the same key and body give the same order, never a second one.
+        """
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        key = request.headers.get(IDEMPOTENCY_KEY.name)
         try:
-            order = services.order_place(customer_id=request.user.pk, **serializer.validated_data)
+            with transaction.atomic():  # the answer is read before the commit: nothing can fail after it
+                placement = _place(request.user.pk, key, serializer.validated_data)
+                body = OrderSerializer(_visible_order(request, placement.order.id)).data
+        except InvalidIdempotencyKey as exc:
+            raise ValidationError({IDEMPOTENCY_KEY.name: [str(exc)]}) from exc
+        except IdempotencyKeyReused as exc:
+            raise Unprocessable(str(exc), code="idempotency_key_reused") from exc
         except InvalidOrder as exc:
             raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]}) from exc
-        location = reverse("orders-api:order-detail", kwargs={"order_id": order.id})
-        body = OrderSerializer(_visible_order(request, order.id)).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+        headers = {"Location": reverse("orders-api:order-detail", kwargs={"order_id": placement.order.id})}
+        if placement.replayed:
+            headers[IDEMPOTENT_REPLAYED.name] = "true"
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _place(customer_id: int, key: str | None, arguments: dict[str, Any]) -> services.Placement:
+    if key is None:
+        return services.Placement(order=services.order_place(customer_id=customer_id, **arguments), replayed=False)
+    return services.order_place_once(customer_id=customer_id, idempotency_key=key, **arguments)
 
 
 class OrderCollectionApi(OrderPlaceApi, OrderListApi):
@@ -252,7 +302,11 @@ class OrderConfirmApi(APIView):
         request=None,
         parameters=[ORDER_ID],
         responses={
-            202: OpenApiResponse(OrderSerializer, description="Confirmed: payment and stock are being secured."),
+            202: OpenApiResponse(
+                OrderSerializer,
+                description="Confirmed: payment and stock are being secured. Confirming again is safe: "
+                "an order confirmed before answers 202 with its state now, and nothing happens twice.",
+            ),
             **error_responses(403, 409),
         },
     )
@@ -261,12 +315,14 @@ class OrderConfirmApi(APIView):
         if order.customer_id != request.user.pk:
             raise PermissionDenied("Only the customer who placed an order may confirm it.")
         try:
-            services.order_confirm(order_id=order.id)
+            with transaction.atomic():  # the answer is read before the commit: nothing can fail after it
+                services.order_confirm(order_id=order.id)
+                body = OrderSerializer(_visible_order(request, order_id)).data
         except InvalidOrderTransition as exc:
             raise Conflict(f"{exc} Only a draft order can be confirmed.") from exc
         except InvalidOrder as exc:
             raise NotFound(str(exc)) from exc
-        return Response(OrderSerializer(_visible_order(request, order_id)).data, status=status.HTTP_202_ACCEPTED)
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class OrderCancelApi(APIView):
@@ -294,12 +350,14 @@ class OrderCancelApi(APIView):
         by_customer = order.customer_id == request.user.pk
         code = Order.CancelCode.CUSTOMER if by_customer else Order.CancelCode.STAFF
         try:
-            services.order_cancel(order_id=order.id, reason=serializer.validated_data["reason"], code=code)
+            with transaction.atomic():  # the answer is read before the commit: nothing can fail after it
+                services.order_cancel(order_id=order.id, reason=serializer.validated_data["reason"], code=code)
+                body = OrderSerializer(_visible_order(request, order_id)).data
         except InvalidOrderTransition as exc:
             raise Conflict(f"{exc} An order can be cancelled only until it has shipped.") from exc
         except InvalidOrder as exc:
             raise NotFound(str(exc)) from exc
-        return Response(OrderSerializer(_visible_order(request, order_id)).data)
+        return Response(body)
 
 
 class OrderEventListApi(APIView):

@@ -21,6 +21,18 @@ class InvalidOrderTransition(OrderError):
     """The order is in a state from which the asked-for move is not allowed."""
 
 
+class InvalidIdempotencyKey(OrderError):
+    """An idempotency key that cannot be one: empty, too long, or not printable ASCII."""
+
+
+class IdempotencyKeyReused(OrderError):
+    """The customer's idempotency key already placed an order, for a different request."""
+
+    def __init__(self, message: str, *, order_id: uuid.UUID) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+
+
 class Order(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -69,6 +81,11 @@ class Order(models.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL
 
+    @property
+    def was_confirmed(self) -> bool:
+        """Confirmed once, whatever its status now: it may since have shipped or been cancelled."""
+        return self.confirmed_at is not None
+
     def _move(self, to: str, *, allowed_from: set[str], doing: str) -> None:
         if self.status not in allowed_from:
             raise InvalidOrderTransition(f"Order {self.id} is {self.status}: it cannot be {doing}.")
@@ -112,6 +129,29 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class IdempotencyKey(models.Model):
+    """A customer's ``Idempotency-Key``: the order it placed, and a fingerprint of what was asked for.
+
+    One per (customer, key): the unique constraint is what makes two requests
+    with the same key, however concurrent, place one order (see
+    :func:`orders.services.order_place_once`).
+    """
+
+    MAX_LENGTH = 255
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=MAX_LENGTH)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the placement's arguments, as hex
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="idempotency_key")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "key"], name="orders_idempotency_key_per_customer")]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} of customer {self.customer_id}: order {self.order_id}"
 
 
 class OrderSaga(models.Model):

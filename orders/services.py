@@ -14,9 +14,17 @@ customer saw even if the catalogue changes later. A synchronous read is the
 right tool here: placing an order must price it exactly now, which a copy of
 the catalogue fed by events could only do approximately; it is a query, never
 a write into another context.
+
+Retries. A client that got no answer cannot tell whether its request
+committed, so it sends it again: ``order_confirm`` returns an order confirmed
+before as it is, and ``order_place_once`` returns the order its idempotency
+key placed. Neither does anything twice.
 """
 
 import datetime as dt
+import hashlib
+import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
 from inventory.selectors import CataloguePrice, catalogue_prices
@@ -42,7 +50,15 @@ from .events import (
 from .events import (
     OrderLine as LineValue,
 )
-from .models import InvalidOrder, Order, OrderLine, OrderSaga
+from .models import (
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidOrder,
+    Order,
+    OrderLine,
+    OrderSaga,
+)
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000  # units of one SKU on one order
@@ -55,6 +71,33 @@ class LineRequest:
     quantity: int
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What :func:`order_place_once` did: the order, and whether an earlier request had placed it."""
+
+    order: Order
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class _OrderRequest:
+    """A placement's arguments, checked and normalised."""
+
+    customer: Any
+    lines: list[LineRequest]
+    address: ShippingAddress
+    payment_token: str
+
+    def fingerprint(self) -> str:
+        """The same for the same request however it was spelt (``gb`` or ``GB``), different for any other."""
+        canonical = {
+            "lines": [[line.sku, line.quantity] for line in self.lines],
+            "shipping_address": self.address.model_dump(mode="json"),
+            "payment_token": self.payment_token,
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
 @transaction.atomic
 def order_place(
     *,
@@ -64,6 +107,75 @@ def order_place(
     payment_token: str,
 ) -> Order:
     """Create a draft order priced from the catalogue as it is now."""
+    return _new_order(_order_request(customer_id, lines, shipping_address, payment_token), order_id=uuid.uuid4())
+
+
+@transaction.atomic
+def order_place_once(
+    *,
+    customer_id: int,
+    idempotency_key: str,
+    lines: Sequence[LineRequest | Mapping[str, Any]],
+    shipping_address: ShippingAddress | Mapping[str, str],
+    payment_token: str,
+) -> Placement:
+    """Place the order once per (customer, ``idempotency_key``): a retry of the same request gets the same order.
+
+    The same key with other arguments raises :class:`IdempotencyKeyReused`
+    (nothing is written). The key is claimed with an insert before the order
+    exists, so two concurrent requests with one key serialise on its unique
+    constraint: the second waits for the first to commit, then replays its
+    order. A request that fails (invalid, rolled back) leaves the key free.
+    """
+    key = _valid_key(idempotency_key)
+    request = _order_request(customer_id, lines, shipping_address, payment_token)
+    order_id, fingerprint = uuid.uuid4(), request.fingerprint()
+    earlier = _claim_key(customer=request.customer, key=key, fingerprint=fingerprint, order_id=order_id)
+    if earlier is None:
+        return Placement(order=_new_order(request, order_id=order_id), replayed=False)
+    if earlier.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"The Idempotency-Key {key!r} already placed order {earlier.order_id} from a different request: "
+            "send exactly that request again to get that order, or use a new key for a new order.",
+            order_id=earlier.order_id,
+        )
+    return Placement(order=Order.objects.get(pk=earlier.order_id), replayed=True)
+
+
+def _valid_key(key: str) -> str:
+    limit = IdempotencyKey.MAX_LENGTH
+    if not key.strip():
+        raise InvalidIdempotencyKey("An Idempotency-Key may not be empty: send a fresh UUID per new order.")
+    if len(key) > limit:
+        raise InvalidIdempotencyKey(f"An Idempotency-Key has at most {limit} characters; this one has {len(key)}.")
+    if not (key.isascii() and key.isprintable()):
+        raise InvalidIdempotencyKey("An Idempotency-Key is printable ASCII only: a UUID is a good choice.")
+    return key
+
+
+def _claim_key(*, customer: Any, key: str, fingerprint: str, order_id: UUID) -> IdempotencyKey | None:
+    """Claim ``key`` for the order about to be made with ``order_id``; or the committed claim of an earlier request.
+
+    The claim is written before its order: its foreign key, like every one
+    Django makes, is checked at commit, by which time the order exists.
+    """
+    earlier = IdempotencyKey.objects.filter(customer=customer, key=key).first()
+    if earlier is not None:
+        return earlier
+    try:
+        with transaction.atomic():  # a savepoint: a losing insert must not spoil the transaction
+            IdempotencyKey.objects.create(customer=customer, key=key, fingerprint=fingerprint, order_id=order_id)
+    except IntegrityError:  # a concurrent request with this key committed first (we waited for it)
+        return IdempotencyKey.objects.get(customer=customer, key=key)
+    return None
+
+
+def _order_request(
+    customer_id: int,
+    lines: Sequence[LineRequest | Mapping[str, Any]],
+    shipping_address: ShippingAddress | Mapping[str, str],
+    payment_token: str,
+) -> _OrderRequest:
     requested = _valid_lines(lines)
     address = _valid_address(shipping_address)
     if not payment_token.strip():
@@ -73,29 +185,34 @@ def order_place(
     customer = get_user_model().objects.filter(pk=customer_id).first()
     if customer is None:
         raise InvalidOrder(f"No customer has id {customer_id}.")
-    prices = _prices_for(requested)
+    return _OrderRequest(customer=customer, lines=requested, address=address, payment_token=payment_token.strip())
+
+
+def _new_order(request: _OrderRequest, *, order_id: UUID) -> Order:
+    prices = _prices_for(request.lines)
     currency = _single_currency(prices)
-    total = _within_limit(sum((prices[r.sku].price * r.quantity for r in requested), Decimal("0.00")), currency)
+    total = _within_limit(sum((prices[r.sku].price * r.quantity for r in request.lines), Decimal("0.00")), currency)
     order = Order.objects.create(
-        customer=customer,
-        customer_email=customer.email,
+        id=order_id,
+        customer=request.customer,
+        customer_email=request.customer.email,
         currency=currency,
         total_amount=total,
-        shipping_address=address.model_dump(),
-        payment_token=payment_token.strip(),
+        shipping_address=request.address.model_dump(),
+        payment_token=request.payment_token,
     )
     OrderLine.objects.bulk_create(
         OrderLine(order=order, sku=r.sku, name=prices[r.sku].name, quantity=r.quantity, unit_price=prices[r.sku].price)
-        for r in requested
+        for r in request.lines
     )
     _publish(
         order,
         OrderPlaced(
             order_id=order.id,
-            customer_id=customer.pk,
+            customer_id=request.customer.pk,
             lines=_line_values(order),
             total=_total(order),
-            shipping_address=address,
+            shipping_address=request.address,
         ),
     )
     return order
@@ -104,8 +221,15 @@ def order_place(
 @transaction.atomic
 def order_confirm(*, order_id: UUID) -> Order:
     """Confirm a draft order and start its saga. Returns at once: payment, stock and
-    shipping follow asynchronously, driven by the events."""
+    shipping follow asynchronously, driven by the events.
+
+    Safe to retry: an order that was confirmed is returned as it is now
+    (confirmed, shipped or cancelled since), unchanged and with no new event.
+    A draft cancelled before any confirmation raises InvalidOrderTransition.
+    """
     order = _order_for_update(order_id)
+    if order.was_confirmed:
+        return order
     order.confirm()
     order.save(update_fields=["status", "confirmed_at", "updated_at"])
     OrderSaga.objects.create(order=order)
@@ -126,8 +250,14 @@ def order_confirm(*, order_id: UUID) -> Order:
 
 @transaction.atomic
 def order_cancel(*, order_id: UUID, reason: str, code: str = Order.CancelCode.CUSTOMER) -> Order:
-    """Cancel an order that has not shipped; a shipped one raises InvalidOrderTransition."""
+    """Cancel an order that has not shipped; a shipped one raises InvalidOrderTransition.
+
+    An order cancelled already is returned as it is (its first reason kept,
+    nothing published), so that a retried cancellation is safe.
+    """
     order = _order_for_update(order_id)
+    if order.status == Order.Status.CANCELLED:
+        return order
     order.cancel(code=code, reason=reason.strip() or "No reason given.")
     order.save(update_fields=["status", "cancel_code", "cancel_reason", "cancelled_at", "updated_at"])
     saga = OrderSaga.objects.filter(order=order).first()

@@ -91,11 +91,11 @@ def order_confirm(request: HttpRequest, order_id: UUID) -> HttpResponse:
     if order.customer_id != request.user.pk:
         raise PermissionDenied("Only the customer who placed an order may confirm it.")
     try:
-        services.order_confirm(order_id=order.id)
+        order = services.order_confirm(order_id=order.id)
     except InvalidOrderTransition as exc:
         messages.error(request, f"{exc} Only a draft order can be confirmed.")
     else:
-        messages.success(request, "Confirmed. Payment and stock are being secured: this page follows along.")
+        messages.success(request, _confirmed(order))
     return redirect("orders:detail", order_id=order.id)
 
 
@@ -114,6 +114,13 @@ def order_cancel(request: HttpRequest, order_id: UUID) -> HttpResponse:
     else:
         messages.success(request, "Cancelled. Anything paid is refunded and anything reserved released.")
     return redirect("orders:detail", order_id=order.id)
+
+
+def _confirmed(order: Order) -> str:
+    """What the confirm button says; pressed again (a double click, a resent form), it is harmless."""
+    if order.status == Order.Status.CONFIRMED:
+        return "Confirmed. Payment and stock are being secured: this page follows along."
+    return f"This order was confirmed already: it is {order.get_status_display().lower()} now."
 
 
 def _visible_order(request: HttpRequest, order_id: UUID) -> Order:

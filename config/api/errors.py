@@ -9,13 +9,16 @@ Views raise DRF exceptions, or :class:`Conflict` for a state conflict, and
 :func:`exception_handler` renders them.
 """
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -28,6 +31,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class Unprocessable(exceptions.APIException):
+    """The request is well-formed but cannot be done as asked (an idempotency key reused for another request)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request is well-formed but cannot be processed as it is."
+    default_code = "unprocessable"
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -45,7 +56,8 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, in words a person can act on.")
     code = serializers.CharField(
         help_text="A stable machine-readable code: invalid, parse_error, not_authenticated, "
-        "authentication_failed, permission_denied, not_found, conflict, request_too_large, throttled, ..."
+        "authentication_failed, permission_denied, not_found, conflict, idempotency_key_reused, request_too_large, "
+        "throttled, service_unavailable, ..."
     )
 
     class Meta:
@@ -158,8 +170,48 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """``handler500``: a bug. The client learns only that it is not their fault."""
+    """``handler500``: a bug. The client learns only that it is not their fault.
+
+    Unless the database dropped or refused the connection (outside a view, so
+    that :class:`config.middleware.DatabaseUnavailableMiddleware` did not see
+    it, e.g. saving the session): that is a 503 to retry, not a bug.
+    """
+    if is_database_unavailable(sys.exc_info()[1]):
+        return service_unavailable(request)
     if _is_api(request):
         body = {"detail": "Internal server error: the fault is ours and has been logged.", "code": "server_error"}
         return JsonResponse(body, status=500)
     return defaults.server_error(request)
+
+
+# The database dropped or refused the connection: a moment's outage, not a bug.
+
+RETRY_AFTER_SECONDS = 2  # a dropped connection is replaced on the next request; a failover takes a few seconds
+UNAVAILABLE_DETAIL = (
+    f"The service could not reach its database: retry after {RETRY_AFTER_SECONDS} seconds (Retry-After). "
+    "Retrying is safe: confirming an order again, or placing it again with the same Idempotency-Key, "
+    "never does anything twice."
+)
+UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Back in a moment</title></head>
+<body><h1>Back in a moment</h1>
+<p>The shop could not reach its database just now. Please try again in a few seconds.</p>
+<p>If you had just placed, confirmed or cancelled an order, look at <a href="{orders}">your orders</a>
+first: they show what went through.</p></body></html>
+"""
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Django's errors for a connection lost, refused or broken (and for a query the database gave up on)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with ``Retry-After``: JSON under ``/api/``, a plain page elsewhere; it touches no database."""
+    if _is_api(request):
+        response: HttpResponse = JsonResponse({"detail": UNAVAILABLE_DETAIL, "code": "service_unavailable"}, status=503)
+    else:
+        page = UNAVAILABLE_PAGE.format(orders=reverse("orders:list"))
+        response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

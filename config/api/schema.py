@@ -6,7 +6,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
-from .errors import ErrorSerializer, InvalidInputSerializer
+from .errors import UNAVAILABLE_DETAIL, ErrorSerializer, InvalidInputSerializer
 
 # code: (when, an example body)
 ERRORS = {
@@ -42,10 +42,31 @@ ERRORS = {
         "The body is not JSON: send `Content-Type: application/json`.",
         {"detail": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type"},
     ),
+    422: (
+        "Well-formed, but it cannot be done as asked: the `Idempotency-Key` already placed an order "
+        "from a different request.",
+        {
+            "detail": "The Idempotency-Key '4f1c...' already placed order 0b8e... from a different request: "
+            "send exactly that request again to get that order, or use a new key for a new order.",
+            "code": "idempotency_key_reused",
+        },
+    ),
     429: (
         "Too many requests: wait the seconds in `Retry-After`.",
         {"detail": "Request was throttled. Expected available in 42 seconds.", "code": "throttled"},
     ),
+    503: (
+        "The database dropped or refused the connection: wait the seconds in `Retry-After`, then send the "
+        "request again. Whether it was done cannot be told from this answer, so retry it as it is: "
+        "confirming is safe to repeat, and so is placing an order with the same `Idempotency-Key`.",
+        {"detail": UNAVAILABLE_DETAIL, "code": "service_unavailable"},
+    ),
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Seconds to wait before retrying.",
+    }
 }
 
 
@@ -69,13 +90,15 @@ class AutoSchema(SpectacularAutoSchema):
     401/403 for a route that needs a user, 400/413/415 for one that reads a
     body, 400 for a list with a ``FilterSerializer``, 404 for a path with
     parameters and for a paginated list (a page past the end), 429 for a
-    throttled route. A view's own ``extend_schema`` responses win.
+    throttled route, 503 (with ``Retry-After``) for every route, since every
+    one uses the database. A view's own ``extend_schema`` responses win.
     """
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, response in error_responses(*self._error_codes()).items():
             responses.setdefault(str(code), self._get_response_for_code(response, str(code), direction=direction))
+        responses["503"] = {"headers": RETRY_AFTER, **responses["503"]}
         return dict(sorted(responses.items()))
 
     def _error_codes(self) -> list[int]:
@@ -92,4 +115,4 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append(404)
         if self.view.get_throttles():
             codes.append(429)
-        return codes
+        return [*codes, 503]

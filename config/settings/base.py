@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "outbox.middleware.CorrelationMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",  # 503 + Retry-After when the database drops mid-request
 ]
 
 # STATIC

@@ -3,11 +3,12 @@
 import json
 
 import pytest
+from django.db import OperationalError
 from django.test import RequestFactory
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from config.api.errors import Conflict, error_body, server_error
+from config.api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL, Conflict, error_body, server_error
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +84,25 @@ def test_a_bug_under_the_api_answers_500_json_without_details():
         "detail": "Internal server error: the fault is ours and has been logged.",
         "code": "server_error",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"), [("/api/orders/", "application/json"), ("/orders/", "text/html; charset=utf-8")]
+)
+def test_a_lost_database_connection_outside_any_view_answers_503_with_retry_after(path, content_type):
+    # given the error Django's handler500 is called for, e.g. a session that could not be saved
+    request = RequestFactory().get(path)
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError:
+        # when
+        response = server_error(request)
+    # then
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert response["Content-Type"] == content_type
+    if content_type == "application/json":
+        assert json.loads(response.content) == {"detail": UNAVAILABLE_DETAIL, "code": "service_unavailable"}
 
 
 def test_nested_field_errors_are_keyed_by_their_path():

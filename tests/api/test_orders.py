@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from orders import saga
 from orders.models import Order
-from orders.services import order_confirm
+from orders.services import order_cancel, order_confirm
 from outbox.events import Money
 from outbox.models import Delivery, OutboxEvent
 from outbox.publishing import publish
@@ -66,6 +66,12 @@ def new_order(*lines, **overrides) -> dict:
         "payment_token": "tok_visa",
     }
     return {**body, **overrides}
+
+
+def secure(order: Order) -> None:
+    """Payment and stock secured, as the saga learns them: the order is ready to ship."""
+    saga.saga_payment_secured(order_id=order.id)
+    saga.saga_stock_secured(order_id=order.id)
 
 
 def ship(order: Order) -> Order:
@@ -526,18 +532,58 @@ def test_the_owner_confirms_a_draft_and_is_answered_at_once(alice):
     assert types == ["orders.OrderPlaced", "orders.OrderConfirmed"]
 
 
-def test_confirming_twice_is_a_conflict(alice):
-    # given
+def test_confirming_again_answers_202_with_the_order_as_it_is_and_does_nothing_twice(alice):
+    # given a confirmed order, whose confirmation the client never heard back about
     order = place_order(customer=alice, confirm=True)
+    client = token_client(alice)
+    # when it retries
+    response = client.post(order_url(order.id, "confirm"))
+    # then
+    assert response.status_code == 202
+    assert response.json() == client.get(order_url(order.id)).json()
+    assert response.json()["status"] == "confirmed"
+    order.refresh_from_db()
+    assert response.json()["confirmed_at"] == iso(order.confirmed_at)
+    assert OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderConfirmed").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        (secure, "ready_to_ship"),
+        (ship, "shipped"),
+        (lambda order: order_cancel(order_id=order.id, reason="Changed my mind."), "cancelled"),
+    ],
+    ids=["ready to ship", "shipped", "cancelled after confirming"],
+)
+def test_confirming_an_order_that_has_moved_on_answers_202_with_its_state_now(alice, outcome, status):
+    # given an order confirmed, which has since moved on
+    order = place_order(customer=alice, confirm=True)
+    outcome(order)
+    events = OutboxEvent.objects.filter(correlation_id=order.correlation_id).count()
+    # when the confirmation is retried
+    response = token_client(alice).post(order_url(order.id, "confirm"))
+    # then
+    assert response.status_code == 202
+    assert response.json()["status"] == status
+    order.refresh_from_db()
+    assert order.status == status
+    assert OutboxEvent.objects.filter(correlation_id=order.correlation_id).count() == events
+
+
+def test_confirming_a_draft_cancelled_before_any_confirmation_is_a_conflict(alice):
+    # given
+    order = place_order(customer=alice)
+    order_cancel(order_id=order.id, reason="Not now.")
     # when
     response = token_client(alice).post(order_url(order.id, "confirm"))
     # then
     assert response.status_code == 409
     assert response.json() == {
-        "detail": f"Order {order.id} is confirmed: it cannot be confirmed. Only a draft order can be confirmed.",
+        "detail": f"Order {order.id} is cancelled: it cannot be confirmed. Only a draft order can be confirmed.",
         "code": "conflict",
     }
-    assert OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderConfirmed").count() == 1
+    assert not OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderConfirmed").exists()
 
 
 def test_another_customer_cannot_confirm_and_is_told_it_does_not_exist(alice, bob):
@@ -608,15 +654,18 @@ def test_cancelling_a_shipped_order_is_a_conflict(alice):
     assert not OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderCancelled").exists()
 
 
-def test_cancelling_twice_is_a_conflict(alice):
+def test_cancelling_again_is_safe_and_answers_the_order_as_the_first_cancellation_left_it(alice):
+    # given an order its customer cancelled
     order = place_order(customer=alice)
     client = token_client(alice)
     assert client.post(order_url(order.id, "cancel"), {"reason": "No."}, format="json").status_code == 200
+    # when the cancellation is sent again (say, its answer was lost)
     response = client.post(order_url(order.id, "cancel"), {"reason": "No!"}, format="json")
-    assert response.status_code == 409
-    assert response.json()["detail"].startswith(f"Order {order.id} is cancelled: it cannot be cancelled.")
-    order.refresh_from_db()
-    assert order.cancel_reason == "No."
+    # then it answers the cancelled order, and nothing happened twice
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["cancel_reason"]) == ("cancelled", "No.")
+    events = OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderCancelled")
+    assert events.count() == 1
 
 
 def test_another_customer_cannot_cancel_and_is_told_it_does_not_exist(alice, bob):

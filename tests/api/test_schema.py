@@ -50,6 +50,37 @@ def test_every_operation_documents_its_error_bodies():
                 assert {"401", "403"} <= responses.keys(), f"{method} {path}"
 
 
+def _operations() -> dict:
+    return APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+
+
+def test_placing_an_order_documents_the_idempotency_key_and_what_a_reused_key_answers():
+    # given
+    place = _operations()["/api/orders/"]["post"]
+    # then the request header
+    [key] = [p for p in place["parameters"] if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+    assert key.get("required", False) is False
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    # and the replay header on 201, and the 422 with the error body
+    assert place["responses"]["201"]["headers"]["Idempotent-Replayed"]["schema"] == {"type": "string", "enum": ["true"]}
+    reused = place["responses"]["422"]
+    assert reused["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Error"
+    assert "Idempotency-Key" in reused["description"]
+
+
+def test_every_operation_documents_503_with_retry_after():
+    for path, operations in _operations().items():
+        for method, operation in operations.items():
+            unavailable = operation["responses"].get("503")
+            assert unavailable is not None, f"{method} {path}"
+            assert unavailable["headers"]["Retry-After"]["schema"]["type"] == "integer", f"{method} {path}"
+
+
+def test_confirming_is_documented_as_safe_to_repeat():
+    confirm = _operations()["/api/orders/{order_id}/confirm/"]["post"]
+    assert "Confirming again is safe" in confirm["responses"]["202"]["description"]
+
+
 # Loaded at collection through the WSGI app in-process; building the schema touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
 

@@ -4,8 +4,16 @@ import pytest
 
 from inventory.services import product_reprice
 from orders.events import OrderConfirmed
-from orders.models import InvalidOrder, InvalidOrderTransition, Order, OrderSaga
-from orders.services import LineRequest, order_cancel, order_confirm, order_place
+from orders.models import (
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidOrder,
+    InvalidOrderTransition,
+    Order,
+    OrderSaga,
+)
+from orders.services import LineRequest, order_cancel, order_confirm, order_place, order_place_once
 from outbox.events import registry
 from outbox.models import OutboxEvent
 from tests.factories import ADDRESS, CustomerFactory, make_product, place_order
@@ -118,12 +126,38 @@ def test_confirming_publishes_order_confirmed_v2_and_starts_the_saga_without_wai
     assert event.payment_token == "tok_visa"
 
 
-def test_confirming_twice_is_refused():
+def test_confirming_again_returns_the_order_unchanged_and_publishes_nothing():
+    # given a confirmed order
+    order = place_order(confirm=True)
+    confirmed_at, events = order.confirmed_at, len(_events(order))
+    # when
+    again = order_confirm(order_id=order.id)
+    # then
+    assert (again.status, again.confirmed_at) == ("confirmed", confirmed_at)
+    assert len(_events(order)) == events
+    assert OrderSaga.objects.filter(order=order).count() == 1
+
+
+def test_confirming_an_order_cancelled_after_its_confirmation_returns_it_as_it_is():
     # given
     order = place_order(confirm=True)
+    order_cancel(order_id=order.id, reason="Changed my mind")
+    events = len(_events(order))
+    # when
+    again = order_confirm(order_id=order.id)
+    # then
+    assert (again.status, again.cancel_reason) == ("cancelled", "Changed my mind")
+    assert len(_events(order)) == events
+
+
+def test_a_draft_cancelled_before_any_confirmation_cannot_be_confirmed():
+    # given
+    order = place_order()
+    order_cancel(order_id=order.id, reason="Not now")
     # when / then
-    with pytest.raises(InvalidOrderTransition, match="is confirmed: it cannot be confirmed"):
+    with pytest.raises(InvalidOrderTransition, match="is cancelled: it cannot be confirmed"):
         order_confirm(order_id=order.id)
+    assert not OrderSaga.objects.filter(order=order).exists()
 
 
 def test_cancelling_publishes_order_cancelled_with_the_reason():
@@ -147,3 +181,78 @@ def test_a_shipped_order_cannot_be_cancelled():
     with pytest.raises(InvalidOrderTransition, match="is shipped: it cannot be cancelled"):
         order_cancel(order_id=order.id, reason="too late")
     assert Order.objects.get(pk=order.pk).status == "shipped"
+
+
+# placing once per idempotency key
+
+
+def _place_once(customer, product, *, key: str = "key-1", quantity: int = 1):
+    return order_place_once(
+        customer_id=customer.pk,
+        idempotency_key=key,
+        lines=[LineRequest(product.sku, quantity)],
+        shipping_address=ADDRESS,
+        payment_token="tok_visa",
+    )
+
+
+def test_placing_again_with_the_same_key_and_arguments_returns_the_first_order_and_writes_nothing():
+    # given
+    product, customer = make_product(), CustomerFactory()
+    first = _place_once(customer, product)
+    events = OutboxEvent.objects.count()
+    # when
+    again = _place_once(customer, product)
+    # then
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.order.id == first.order.id
+    assert Order.objects.filter(customer=customer).count() == 1
+    assert OutboxEvent.objects.count() == events
+    assert IdempotencyKey.objects.get(customer=customer).order_id == first.order.id
+
+
+def test_the_same_key_with_other_arguments_is_refused_naming_the_order():
+    # given
+    product, customer = make_product(), CustomerFactory()
+    first = _place_once(customer, product)
+    # when / then
+    with pytest.raises(IdempotencyKeyReused, match=f"already placed order {first.order.id}") as refused:
+        _place_once(customer, product, quantity=2)
+    assert refused.value.order_id == first.order.id
+    assert Order.objects.filter(customer=customer).count() == 1
+
+
+def test_an_order_refused_by_the_rules_leaves_its_key_unused():
+    # given
+    customer = CustomerFactory()
+    # when
+    with pytest.raises(InvalidOrder, match="No product has SKU"):
+        order_place_once(
+            customer_id=customer.pk,
+            idempotency_key="key-1",
+            lines=[LineRequest("NO-SUCH-SKU", 1)],
+            shipping_address=ADDRESS,
+            payment_token="tok_visa",
+        )
+    # then
+    assert not IdempotencyKey.objects.filter(customer=customer).exists()
+
+
+@pytest.mark.parametrize("key", ["", " ", "k" * 256, "ключ", "a\nb"])
+def test_a_key_that_cannot_be_one_is_refused(key):
+    product, customer = make_product(), CustomerFactory()
+    with pytest.raises(InvalidIdempotencyKey):
+        _place_once(customer, product, key=key)
+    assert not Order.objects.filter(customer=customer).exists()
+
+
+def test_cancelling_a_cancelled_order_returns_it_as_it_is():
+    # given
+    order = place_order(confirm=True)
+    order_cancel(order_id=order.id, reason="Changed my mind")
+    events = len(_events(order))
+    # when
+    again = order_cancel(order_id=order.id, reason="Really")
+    # then
+    assert (again.status, again.cancel_reason) == ("cancelled", "Changed my mind")
+    assert len(_events(order)) == events

@@ -7,6 +7,7 @@ from django.test import Client
 
 from orders import saga
 from orders.models import Order
+from orders.services import order_cancel
 from outbox.relay import fan_out
 from tests.factories import make_product, place_order
 from tests.web.conftest import element, elements, errors_in, field_block, text
@@ -143,10 +144,30 @@ def test_the_customer_confirms_a_draft(signed_in, alice):
     assert elements(page, "form", action=page_url(order, "confirm")) == []
 
 
-def test_confirming_twice_says_why_not(signed_in, alice):
+def test_confirming_again_is_harmless(signed_in, alice):
+    # given a confirmed order (a double click, or the form sent again from the browser's history)
     order = place_order(customer=alice, confirm=True)
+    # when
     page = signed_in.post(page_url(order, "confirm"), follow=True)
-    assert f"Order {order.id} is confirmed: it cannot be confirmed. Only a draft order can be confirmed." in text(
+    # then
+    assert "Confirmed. Payment and stock are being secured" in text(element(page, "ul", class_="messages"))
+    assert state(page)["Status"] == "Confirmed"
+    assert [row[0] for row in timeline(page)] == ["OrderPlaced", "OrderConfirmed"]
+
+
+def test_confirming_an_order_that_has_shipped_since_says_so(signed_in, alice):
+    order = ship(place_order(customer=alice, confirm=True))
+    page = signed_in.post(page_url(order, "confirm"), follow=True)
+    assert "This order was confirmed already: it is shipped now." in text(element(page, "ul", class_="messages"))
+    order.refresh_from_db()
+    assert order.status == "shipped"
+
+
+def test_confirming_a_cancelled_draft_says_why_not(signed_in, alice):
+    order = place_order(customer=alice)
+    order_cancel(order_id=order.id, reason="Not now.")
+    page = signed_in.post(page_url(order, "confirm"), follow=True)
+    assert f"Order {order.id} is cancelled: it cannot be confirmed. Only a draft order can be confirmed." in text(
         element(page, "ul", class_="messages")
     )
 
