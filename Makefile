@@ -22,6 +22,8 @@ $(VENV)/.requirements-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 ## run: the whole system (web, worker on every queue, beat) on the embedded default
 run: $(VENV)/.requirements
 	$(BIN)/python manage.py migrate --noinput
+	@# The sandbox payment gateway and carrier keep their state in a store of their own (var/sandbox.sqlite3 here).
+	$(BIN)/python manage.py migrate --database sandbox --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  Shop:        http://127.0.0.1:$(PORT)/"

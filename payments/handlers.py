@@ -14,16 +14,13 @@ def authorise_payment(event: OrderConfirmed, envelope: Envelope) -> None:
         order_id=event.order_id,
         amount=event.total,
         payment_token=event.payment_token,
-        idempotency_key=str(envelope.event_id),  # a retried delivery never charges twice
         # The outbox will not retry after this attempt: a gateway still down now is a failed payment.
         last_attempt=envelope.is_last_attempt,
     )
 
 
 def refund_payment(event: OrderCancelled, envelope: Envelope) -> None:
-    payment_refund_for_cancelled_order(
-        order_id=event.order_id, amount=event.total, idempotency_key=str(envelope.event_id)
-    )
+    payment_refund_for_cancelled_order(order_id=event.order_id, amount=event.total)
 
 
 SUBSCRIPTIONS = [

@@ -1,20 +1,20 @@
-"""The carrier port, and the sandbox carrier used by default.
+"""The carrier port.
 
-Settings may name another adapter in ``SHIPPING_CARRIER`` (a dotted path to
-a class). Bookings carry an idempotency key: booking the same key twice
-returns the first booking.
+Settings may name an adapter in ``SHIPPING_CARRIER`` (a dotted path to a
+class); the default is the sandbox carrier of ``shipping.sandbox``. Bookings
+carry an idempotency key derived from the order (see ``shipping.services``):
+booking the same key again returns the first booking, and a cancellation
+finds, by that key, a booking made by an attempt whose transaction rolled back.
 """
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
-DEFAULT_CARRIER = "shipping.carrier.SandboxCarrier"
+DEFAULT_CARRIER = "shipping.sandbox.SandboxCarrier"
 
 
 @dataclass(frozen=True)
@@ -22,39 +22,16 @@ class Booking:
     carrier: str
     tracking_number: str
     estimated_delivery: dt.date
+    cancelled: bool = False
 
 
 class Carrier(Protocol):
     def book(self, *, address: dict, parcels: int, idempotency_key: str) -> Booking: ...
 
-    def cancel(self, *, tracking_number: str) -> None: ...
+    def cancel(self, *, idempotency_key: str) -> Booking | None:
+        """Call off the booking made under this key, if one was (again: the same answer); None if none was."""
+        ...
 
 
 def carrier() -> Carrier:
     return import_string(getattr(settings, "SHIPPING_CARRIER", DEFAULT_CARRIER))()
-
-
-class SandboxCarrier:
-    """Books instantly: a tracking number derived from the key, delivery in three working days."""
-
-    NAME = "Sandbox Parcel"
-
-    def book(self, *, address: dict, parcels: int, idempotency_key: str) -> Booking:
-        digits = int(hashlib.sha256(idempotency_key.encode()).hexdigest(), 16) % 10**12
-        return Booking(
-            carrier=self.NAME,
-            tracking_number=f"SBX{digits:012d}",
-            estimated_delivery=_working_days_from(timezone.now().date(), 3),
-        )
-
-    def cancel(self, *, tracking_number: str) -> None:
-        return None
-
-
-def _working_days_from(start: dt.date, days: int) -> dt.date:
-    day = start
-    while days:
-        day += dt.timedelta(days=1)
-        if day.weekday() < 5:
-            days -= 1
-    return day

@@ -12,7 +12,6 @@ def book_shipment(event: OrderReadyToShip, envelope: Envelope) -> None:
         order_id=event.order_id,
         address=event.shipping_address.model_dump(),
         parcels=sum(line.quantity for line in event.lines),
-        idempotency_key=str(envelope.event_id),
     )
 
 

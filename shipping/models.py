@@ -47,3 +47,40 @@ class Shipment(models.Model):
         if self.status == self.Status.CANCELLED:
             raise InvalidShipmentTransition(f"Shipment {self.id} is cancelled already.")
         self.status = self.Status.CANCELLED
+
+    def called_off_at_carrier(self, *, carrier: str, tracking_number: str) -> None:
+        """The carrier cancelled a booking under our key: note which, booked by us or by an attempt that rolled back."""
+        if self.status != self.Status.CANCELLED:
+            self.cancel()
+        self.carrier, self.tracking_number = carrier, tracking_number
+
+
+class SandboxBooking(models.Model):
+    """The sandbox carrier's own record of a booking: one per idempotency key.
+
+    Not part of the shipping domain: it stands in for the carrier's database
+    and lives in its store (the ``sandbox`` database, see config/routers.py),
+    written through a connection of its own, so a booking stays when the
+    handler's transaction that asked for it rolls back, and a retry or a
+    cancellation under the same key finds it.
+    """
+
+    class Status(models.TextChoices):
+        BOOKED = "booked"
+        CANCELLED = "cancelled"
+
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    tracking_number = models.CharField(max_length=100, unique=True)
+    carrier = models.CharField(max_length=100)
+    estimated_delivery = models.DateField()
+    parcels = models.PositiveIntegerField()
+    address = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BOOKED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.tracking_number} ({self.status})"

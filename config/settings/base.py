@@ -6,6 +6,7 @@ a Celery broker on the file system) so the project runs with nothing but
 Python installed. See the README for every variable.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -41,19 +42,47 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; IMMEDIATE takes the
     # write lock at BEGIN so two writers queue on the busy timeout instead of
     # failing with "database is locked" when a reader upgrades.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
+    DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+
+def provider_store(default: dict) -> dict:
+    """The sandbox payment gateway's and carrier's own store, which our rollbacks cannot undo.
+
+    ``SANDBOX_DATABASE_URL`` if set; otherwise the ``default`` database through
+    a connection of its own, except on SQLite, where a second connection to
+    the same file would wait on the handler's write lock: a file of its own
+    there (``manage.py migrate --database sandbox`` creates its tables).
+    See config/routers.py.
+    """
+    if url := env("SANDBOX_DATABASE_URL", default=""):
+        store = env.db_url_config(url)
+    elif default["ENGINE"] == "django.db.backends.sqlite3":
+        store = {**copy.deepcopy(default), "NAME": str(VAR_DIR / "sandbox.sqlite3")}
+    else:
+        return copy.deepcopy(default)
+    if store["ENGINE"] == "django.db.backends.sqlite3":
+        store["OPTIONS"] = {**SQLITE_OPTIONS, **store.get("OPTIONS", {})}
+    else:
+        store.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+        store["CONN_HEALTH_CHECKS"] = True
+    return store
+
+
+DATABASES["sandbox"] = provider_store(DATABASES["default"])
+DATABASE_ROUTERS = ["config.routers.ProviderStoreRouter"]
 # https://docs.djangoproject.com/en/5.2/ref/settings/#std:setting-DEFAULT_AUTO_FIELD
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

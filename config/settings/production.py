@@ -1,7 +1,7 @@
 """Production settings: PostgreSQL, Redis, SMTP; secrets only from the environment."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, provider_store
 
 # Refuse to start without a real secret (environ raises ImproperlyConfigured).
 SECRET_KEY = env("SECRET_KEY")
@@ -10,6 +10,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["shop.example.com"])
 DATABASES = {"default": env.db("DATABASE_URL")}  # required: no embedded default here
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The sandbox providers' own store: this database through its own connection, or SANDBOX_DATABASE_URL.
+DATABASES["sandbox"] = provider_store(DATABASES["default"])
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CACHES = {"default": env.cache("CACHE_URL", default="redis://127.0.0.1:6379/1")}

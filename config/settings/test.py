@@ -14,6 +14,15 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 # Worker processes started by the suite connect to the test database directly.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_oms")}
+# The sandbox providers' store: the test database through a connection of its own (a test mirror: it
+# is created, migrated and flushed with "default"), so rolling back "default" leaves it alone, as it
+# would a provider's. A test that touches it says so: django_db(databases=["default", "sandbox"]);
+# one that must see it committed (from another process or connection) needs transaction=True too.
+DATABASES["sandbox"] = {
+    **DATABASES["default"],
+    "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+    "TEST": {"MIRROR": "default"},
+}
 CELERY_BROKER_URL = env("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}

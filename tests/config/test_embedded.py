@@ -58,6 +58,7 @@ def _manage(env: dict[str, str], *args: str) -> str:
 def test_an_order_confirmed_on_the_embedded_default_reaches_shipped(embedded_env):
     # given a migrated SQLite database with the demo data, a worker on every queue and a polling relay
     _manage(embedded_env, "migrate", "--noinput")
+    _manage(embedded_env, "migrate", "--database", "sandbox", "--noinput")  # the sandbox providers' own file
     _manage(embedded_env, "seed_demo")
     worker = ChildProcess(
         "embedded-worker",

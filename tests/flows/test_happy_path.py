@@ -9,7 +9,7 @@ from shipping.models import Shipment
 from tests.factories import make_product, place_order
 from tests.flows.conftest import dead_letters_of, one, wait_until_final, wait_until_settled
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
+pytestmark = [pytest.mark.django_db(transaction=True, databases=["default", "sandbox"]), pytest.mark.workers]
 
 
 def test_an_order_confirmed_with_a_good_card_is_paid_reserved_shipped_and_mailed_once(live_outbox):

@@ -9,7 +9,7 @@ from payments.models import Payment, SandboxCharge
 from tests.factories import make_product, place_order
 from tests.flows.conftest import dead_letters_of, one, wait_until_final, wait_until_settled
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
+pytestmark = [pytest.mark.django_db(transaction=True, databases=["default", "sandbox"]), pytest.mark.workers]
 
 
 def test_an_order_short_of_stock_is_cancelled_and_its_authorised_payment_refunded(live_outbox):

@@ -6,13 +6,14 @@ from inventory.models import Reservation
 from inventory.selectors import stock_level
 from notifications.models import Notification
 from outbox.models import Delivery
-from payments.gateway import SandboxGateway
+from payments import sandbox
 from payments.models import Payment, SandboxCharge
+from payments.services import authorisation_key
 from shipping.models import Shipment
 from tests.factories import make_product, place_order
 from tests.flows.conftest import dead_letters_of, one, types_of, wait_until_final, wait_until_settled
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
+pytestmark = [pytest.mark.django_db(transaction=True, databases=["default", "sandbox"]), pytest.mark.workers]
 
 
 def test_a_declined_card_cancels_the_order_releases_its_stock_and_mails_the_customer_once(live_outbox):
@@ -52,8 +53,8 @@ def test_a_flaky_gateway_is_retried_by_the_outbox_and_charges_once(live_outbox):
     delivery = Delivery.objects.get(event__event_id=confirmed.event_id, handler="payments.authorise_payment")
     assert (delivery.status, delivery.attempts) == ("done", 3)
     # three calls reached the gateway, one charge was made
-    key = str(confirmed.event_id)
-    assert SandboxGateway.calls(key) == 3
+    key = authorisation_key(order.id)
+    assert sandbox.calls(idempotency_key=key) == 3
     assert SandboxCharge.objects.filter(idempotency_key=key).count() == 1
     assert Payment.objects.get(order_id=order.id).status == "authorised"
     assert dead_letters_of(order) == []
@@ -72,6 +73,6 @@ def test_a_gateway_that_stays_down_fails_the_payment_when_attempts_run_out(live_
     confirmed = one(events, "orders.OrderConfirmed")
     delivery = Delivery.objects.get(event__event_id=confirmed.event_id, handler="payments.authorise_payment")
     assert (delivery.status, delivery.attempts) == ("done", 5)
-    assert not SandboxCharge.objects.filter(idempotency_key=str(confirmed.event_id)).exists()
+    assert not SandboxCharge.objects.filter(idempotency_key=authorisation_key(order.id)).exists()
     assert (stock_level(sku=product.sku).on_hand, stock_level(sku=product.sku).reserved) == (10, 0)
     assert dead_letters_of(order) == []

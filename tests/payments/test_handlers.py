@@ -9,12 +9,14 @@ from outbox.events import registry
 from outbox.models import Delivery, OutboxEvent
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
+from payments import sandbox
 from payments.gateway import GatewayUnavailable
 from payments.handlers import AUTHORISE_HANDLER, authorise_payment
 from payments.models import Payment
+from payments.services import authorisation_key
 from tests.factories import envelope_for, handle, make_product, place_order
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
 
 def _delivery(order, type_: str, handler: str) -> Delivery:
@@ -28,7 +30,7 @@ def _published(order) -> list[str]:
     return list(rows.order_by("id").values_list("type", flat=True))
 
 
-def test_the_handled_event_id_is_the_idempotency_key():
+def test_the_idempotency_key_is_the_orders_not_the_delivered_events():
     # given
     order = place_order(confirm=True)
     delivery = _delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER)
@@ -38,7 +40,8 @@ def test_the_handled_event_id_is_the_idempotency_key():
     assert report.done == [delivery.id]
     payment = Payment.objects.get(order_id=order.id)
     assert (payment.status, payment.amount) == ("authorised", order.total_amount)
-    assert payment.idempotency_key == str(delivery.event.event_id)
+    assert payment.idempotency_key == authorisation_key(order.id) != str(delivery.event.event_id)
+    assert sandbox.charge_counts(idempotency_keys=[payment.idempotency_key]) == {"authorised": 1}
     assert _published(order) == ["payments.PaymentProcessed"]
 
 
@@ -78,6 +81,7 @@ def test_order_cancelled_refunds_what_was_taken():
     # then
     assert Payment.objects.get(order_id=order.id).status == "refunded"
     assert _published(order) == ["payments.PaymentProcessed", "payments.PaymentRefunded"]
+    assert sandbox.charge_counts(idempotency_keys=[authorisation_key(order.id)]) == {"refunded": 1}
 
 
 def _confirmed(order):
