@@ -6,7 +6,7 @@ from outbox.subscriptions import Subscription
 
 from . import messages
 from .models import Notification
-from .services import notification_send
+from .services import notification_create
 
 Kind = Notification.Kind
 
@@ -24,7 +24,7 @@ def mail_order_shipped(event: OrderShipped, envelope: Envelope) -> None:
 
 
 def _send(envelope: Envelope, kind: str, order_id, recipient: str, message: messages.Message) -> None:
-    notification_send(event_id=envelope.event_id, kind=kind, order_id=order_id, recipient=recipient, message=message)
+    notification_create(event_id=envelope.event_id, kind=kind, order_id=order_id, recipient=recipient, message=message)
 
 
 SUBSCRIPTIONS = [

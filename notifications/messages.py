@@ -1,6 +1,7 @@
 """What each customer email says. Pure functions: an event in, a subject and a body out."""
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from orders.events import OrderCancelled, OrderConfirmed, OrderShipped
 from outbox.events import Money
@@ -42,6 +43,11 @@ def order_shipped(event: OrderShipped) -> Message:
             f"Estimated delivery: {event.estimated_delivery:%A %d %B %Y}"
         ),
     )
+
+
+def message_id(*, kind: str, event_id: UUID, domain: str) -> str:
+    """The one Message-ID of (event, kind): a message sent again is the same message to a mail system."""
+    return f"<{kind}.{event_id}@{domain}>"
 
 
 def _money(money: Money) -> str:

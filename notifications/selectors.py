@@ -8,4 +8,5 @@ from .models import Notification
 
 
 def notifications_for_order(*, order_id: UUID) -> QuerySet[Notification]:
-    return Notification.objects.filter(order_id=order_id).order_by("sent_at")
+    """The order's notifications in the order they were decided (a pending one has no ``sent_at`` yet)."""
+    return Notification.objects.filter(order_id=order_id).order_by("created_at")

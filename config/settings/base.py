@@ -183,6 +183,24 @@ TEMPLATES = [
 # smtp+tls://..., filemail:///path. https://django-environ.readthedocs.io
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.example>")
+# Seconds an SMTP connection, greeting or reply may take before the send fails
+# (and is retried by the sweeper): a hanging mail server never blocks a worker.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#email-timeout
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# Customer mail is committed as pending with the handler's work and sent after
+# the commit; the notifications.send_due sweep (beat) sends what that missed.
+# A fresh row is left to its on-commit send for this long before the sweep may take it.
+NOTIFICATIONS_SEND_GRACE_SECONDS = env.float("NOTIFICATIONS_SEND_GRACE_SECONDS", default=30.0)
+NOTIFICATIONS_SWEEP_SECONDS = env.float("NOTIFICATIONS_SWEEP_SECONDS", default=10.0)
+NOTIFICATIONS_SWEEP_BATCH = env.int("NOTIFICATIONS_SWEEP_BATCH", default=500)
+# A failed send is tried again after base * 2^(attempts-1) seconds (+-20%), at
+# most cap; after the maximum (about four days at the cap) it is marked failed.
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30.0)
+NOTIFICATIONS_RETRY_CAP_SECONDS = env.float("NOTIFICATIONS_RETRY_CAP_SECONDS", default=3600.0)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=100)
+# Right of the @ in each message's Message-ID (<kind.event-id@domain>); empty:
+# the domain of DEFAULT_FROM_EMAIL.
+NOTIFICATIONS_MESSAGE_ID_DOMAIN = env("NOTIFICATIONS_MESSAGE_ID_DOMAIN", default="")
 
 # LOGGING
 # ------------------------------------------------------------------------------
@@ -242,6 +260,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(env.float("OUTBOX_SWEEP_SECONDS", default=1.0)),
         # A sweep that waited longer than its interval is superseded by the next.
         "options": {"expires": env.float("OUTBOX_SWEEP_SECONDS", default=1.0)},
+    },
+    # Customer mail the on-commit send missed (no expiry: a late sweep is still useful).
+    "notifications-send-due": {
+        "task": "notifications.send_due",
+        "schedule": schedule(NOTIFICATIONS_SWEEP_SECONDS),
+        "options": {"queue": "notifications"},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

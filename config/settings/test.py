@@ -26,7 +26,9 @@ DATABASES["sandbox"] = {
 CELERY_BROKER_URL = env("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Mail stays in memory (django.core.mail.outbox) unless TEST_EMAIL_URL points at
+# a real server, as the mail sink of tests/support/mail.py does for workers.
+vars().update(env.email_url("TEST_EMAIL_URL", default="memorymail://"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # An app of test-only events and handlers, used to prove the outbox itself.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.outbox.probe"]

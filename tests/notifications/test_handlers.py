@@ -1,4 +1,4 @@
-"""Customer emails, run in-process with Django's locmem email backend."""
+"""Customer emails, run in-process with Django's locmem email backend: what each says, and that it is one."""
 
 import datetime as dt
 import uuid
@@ -18,6 +18,17 @@ pytestmark = pytest.mark.django_db
 EUR = "EUR"
 
 
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a handler as the runner does, then let its transaction commit: the on-commit send runs."""
+
+    def run(handler, event, envelope=None):
+        with django_capture_on_commit_callbacks(execute=True):
+            return handle(handler, event, envelope)
+
+    return run
+
+
 def confirmed(email: str = "ada@example.com") -> OrderConfirmed:
     price = Money(amount=Decimal("12.90"), currency=EUR)
     return OrderConfirmed(
@@ -28,11 +39,11 @@ def confirmed(email: str = "ada@example.com") -> OrderConfirmed:
     )
 
 
-def test_a_confirmation_mail_lists_the_lines_and_total():
+def test_a_confirmation_mail_lists_the_lines_and_total(committed):
     # given
     event = confirmed()
     # when
-    handle(handlers.mail_order_confirmed, event)
+    committed(handlers.mail_order_confirmed, event)
     # then
     [message] = mail.outbox
     assert message.to == ["ada@example.com"]
@@ -42,19 +53,19 @@ def test_a_confirmation_mail_lists_the_lines_and_total():
     assert Notification.objects.get(order_id=event.order_id).kind == "order_confirmed"
 
 
-def test_a_redelivered_event_never_mails_twice():
+def test_a_redelivered_event_never_mails_twice(committed):
     # given
     event = confirmed()
     envelope = envelope_for(event)
     # when the same event is handled twice
-    handle(handlers.mail_order_confirmed, event, envelope)
-    handle(handlers.mail_order_confirmed, event, envelope)
+    committed(handlers.mail_order_confirmed, event, envelope)
+    committed(handlers.mail_order_confirmed, event, envelope)
     # then
     assert len(mail.outbox) == 1
     assert Notification.objects.filter(event_id=envelope.event_id).count() == 1
 
 
-def test_a_cancellation_mail_gives_the_reason():
+def test_a_cancellation_mail_gives_the_reason(committed):
     event = OrderCancelled(
         order_id=uuid.uuid4(),
         code="payment_failed",
@@ -63,13 +74,13 @@ def test_a_cancellation_mail_gives_the_reason():
         total=Money(amount=Decimal("1.00"), currency=EUR),
         customer_email="ada@example.com",
     )
-    handle(handlers.mail_order_cancelled, event)
+    committed(handlers.mail_order_cancelled, event)
     [message] = mail.outbox
     assert "Reason: Payment failed: card declined" in message.body
     assert "not been charged" in message.body
 
 
-def test_a_shipped_mail_gives_the_tracking_number():
+def test_a_shipped_mail_gives_the_tracking_number(committed):
     event = OrderShipped(
         order_id=uuid.uuid4(),
         carrier="Sandbox Parcel",
@@ -77,14 +88,53 @@ def test_a_shipped_mail_gives_the_tracking_number():
         estimated_delivery=dt.date(2030, 1, 9),
         customer_email="ada@example.com",
     )
-    handle(handlers.mail_order_shipped, event)
+    committed(handlers.mail_order_shipped, event)
     [message] = mail.outbox
     assert "Tracking number: SBX000000000007" in message.body
     assert "Wednesday 09 January 2030" in message.body
 
 
-def test_a_customer_without_an_address_is_recorded_as_skipped_and_not_mailed():
+def test_a_customer_without_an_address_is_recorded_as_skipped_and_not_mailed(committed):
     event = confirmed(email="")
-    handle(handlers.mail_order_confirmed, event)
+    committed(handlers.mail_order_confirmed, event)
     assert mail.outbox == []
     assert Notification.objects.get(order_id=event.order_id).status == "skipped"
+
+
+def test_the_handler_commits_a_pending_notification_and_sends_nothing_itself(django_capture_on_commit_callbacks):
+    # given
+    event = confirmed()
+    # when the handler has run but its transaction has not committed
+    with django_capture_on_commit_callbacks(execute=False) as on_commit:
+        envelope = handle(handlers.mail_order_confirmed, event)
+    # then the notification is pending, nothing is sent, and one send waits for the commit
+    notification = Notification.objects.get(event_id=envelope.event_id)
+    assert (notification.status, notification.attempts, notification.sent_at) == ("pending", 0, None)
+    assert notification.next_attempt_at is not None
+    assert mail.outbox == []
+    assert len(on_commit) == 1
+
+
+def test_every_mail_carries_the_message_id_of_its_event_and_kind_and_the_order_id(committed):
+    # given
+    event = confirmed()
+    # when
+    envelope = committed(handlers.mail_order_confirmed, event)
+    # then
+    [message] = mail.outbox
+    notification = Notification.objects.get(event_id=envelope.event_id)
+    assert notification.message_id == f"<order_confirmed.{envelope.event_id}@shop.example>"
+    assert message.message()["Message-ID"] == notification.message_id
+    assert message.message()["X-Order-ID"] == str(event.order_id)
+    assert (notification.status, notification.attempts, notification.next_attempt_at) == ("sent", 1, None)
+    assert notification.sent_at is not None
+
+
+def test_the_message_id_domain_can_be_set(committed, settings):
+    # given
+    settings.NOTIFICATIONS_MESSAGE_ID_DOMAIN = "mail.shop.example"
+    # when
+    envelope = committed(handlers.mail_order_confirmed, confirmed())
+    # then
+    [message] = mail.outbox
+    assert message.message()["Message-ID"] == f"<order_confirmed.{envelope.event_id}@mail.shop.example>"

@@ -1,0 +1,59 @@
+"""The notifications admin: a read-only record of each message and how its sending went."""
+
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from notifications.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def failing_notification() -> Notification:
+    event_id = uuid.uuid4()
+    return Notification.objects.create(
+        event_id=event_id,
+        kind="order_shipped",
+        order_id=uuid.uuid4(),
+        recipient="ada@example.com",
+        subject="Your order has shipped",
+        body="On its way.",
+        message_id=f"<order_shipped.{event_id}@shop.example>",
+        attempts=3,
+        last_error="ConnectionRefusedError: [Errno 111] Connection refused",
+    )
+
+
+def test_the_list_shows_each_notifications_status_and_attempts_and_filters_by_status(admin_client):
+    # given
+    notification = failing_notification()
+    # when
+    page = admin_client.get(reverse("admin:notifications_notification_changelist"), {"status__exact": "pending"})
+    # then
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert str(notification.order_id) in content
+    assert "column-attempts" in content
+    assert "column-status" in content
+
+
+def test_a_notification_shows_its_message_id_attempts_and_last_error_read_only(admin_client):
+    # given
+    notification = failing_notification()
+    # when
+    page = admin_client.get(reverse("admin:notifications_notification_change", args=[notification.pk]))
+    # then
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "&lt;order_shipped." in content
+    assert f"{notification.event_id}@shop.example&gt;" in content
+    assert "Connection refused" in content
+    assert 'name="_save"' not in content
+
+
+def test_a_notification_can_be_found_by_its_message_id(admin_client):
+    notification = failing_notification()
+    page = admin_client.get(reverse("admin:notifications_notification_changelist"), {"q": notification.message_id})
+    assert page.status_code == 200
+    assert page.context["cl"].result_count == 1
