@@ -11,7 +11,8 @@ DEBUG = False
 DATABASES = {
     "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/oms"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# 0 (a connection per request) unless a test runs a process production-like (tests/support/system.py).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # Worker processes started by the suite connect to the test database directly.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_oms")}
 # The sandbox providers' store: the test database through a connection of its own (a test mirror: it

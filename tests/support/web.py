@@ -11,11 +11,12 @@ import json
 import shutil
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from tests.support.processes import ChildProcess, process_env, wait_for
+from tests.support.processes import ChildProcess, process_env, role_env, wait_for
 
 
 def free_port() -> int:
@@ -60,17 +61,31 @@ class WebServer:
         self.process.stop()
 
 
-def start_web(**env: str) -> WebServer:
-    """Start gunicorn on a free loopback port and wait until it answers ``/healthz``."""
-    port = free_port()
+def start_web(*, broker_url: str = "", application_name: str = "", **env: str) -> WebServer:
+    """Start gunicorn on a free loopback port and wait until it answers ``/healthz``.
+
+    ``broker_url`` replaces the test broker; ``application_name`` names its
+    PostgreSQL connections (see ``tests.support.processes.role_env``).
+    """
+    return wait_until_answering(launch_web(broker_url=broker_url, application_name=application_name, **env))
+
+
+def launch_web(*, broker_url: str = "", application_name: str = "", port: int | None = None, **env: str) -> WebServer:
+    """Start gunicorn without waiting (see :func:`wait_until_answering`); ``port`` to come back on the same one."""
+    port = port or free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
         "--worker-class", "gthread", "--workers", "1", "--threads", "8",
         "--timeout", "60", "--graceful-timeout", "5", "--access-logfile", "-",
     ]  # fmt: skip
-    server = WebServer(ChildProcess("web", argv, process_env(**env)), port)
+    web_env = process_env(**role_env(broker_url, application_name), **env)
+    return WebServer(ChildProcess(application_name or "web", argv, web_env), port)
+
+
+def wait_until_answering(server: WebServer, *, timeout: float = 60) -> WebServer:
+    """Wait until a launched web server answers ``/healthz`` (any status); stop it and fail with its log if not."""
     try:
-        wait_for(lambda: _answers(server), timeout=60, interval=0.1, what="the web server to answer")
+        wait_for(lambda: _answers(server), timeout=timeout, interval=0.1, what="the web server to answer")
     except AssertionError:
         server.stop()
         raise AssertionError(f"the web server did not start:\n{server.logs()}") from None
@@ -88,11 +103,19 @@ def _answers(server: WebServer) -> bool:
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on its own port: stop it to fail the broker, never the shared one."""
+    """A throwaway ``redis-server`` on its own port: stop it to fail the broker, never the shared one.
+
+    It keeps nothing on disk, so every start is empty. A ``Broker`` of
+    ``tests/support/brokers.py``; measured start to first PING about 0.05 s, stop 0.02 s.
+    """
+
+    kind = "redis"
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        # The production layout: the cache in the same server as the broker, another database.
+        self.cache_url = f"redis://127.0.0.1:{self.port}/1"
         self.process: ChildProcess | None = None
 
     def start(self) -> "RedisServer":
@@ -104,11 +127,17 @@ class RedisServer:
 
     def answers(self) -> bool:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # One try: redis-py's default retries take 4 s to say a stopped server is down.
+        client = redis.Redis(port=self.port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
         try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
+            return bool(client.ping())
         except redis.RedisError:
             return False
+        finally:
+            client.close()
 
     def shutdown(self) -> None:
         """``SHUTDOWN NOSAVE``, as an operator stopping it would; then wait until the process is gone."""
@@ -121,3 +150,19 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.alive():
+            self.process.kill()
+
+    def restart_empty(self, *, down_for: float) -> None:
+        """Kill it, stay down ``down_for`` seconds, start it again on the same port with nothing kept."""
+        self.kill()
+        time.sleep(down_for)
+        self.start()
+
+    def remove(self) -> None:
+        self.kill()  # it keeps nothing on disk
+
+    def logs(self) -> str:
+        return f"--- redis :{self.port} ---\n{self.process.output()[-4000:] if self.process else ''}"

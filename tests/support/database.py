@@ -1,0 +1,41 @@
+"""The test database's connections by who holds them, and a fault that drops them.
+
+Every process ``tests.support.system.System`` starts names its connections
+(``PGAPPNAME``: ``oms-web``, ``oms-worker-1``, ``oms-relay``...), so a fault
+drops exactly one role's connections, as a database failover or a
+connection-killing proxy would, and leaves the test's own alone::
+
+    terminated = terminate_connections("oms-worker")   # both workers' connections
+    assert terminated > 0
+"""
+
+from django.db import connection
+
+
+def backends(application_name_prefix: str) -> list[tuple[int, str]]:
+    """``(pid, application_name)`` of the test database's connections whose name starts with the prefix."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND starts_with(application_name, %s)"
+            " ORDER BY pid",
+            [application_name_prefix],
+        )
+        return [(pid, name) for pid, name in cursor.fetchall()]
+
+
+def terminate_connections(application_name_prefix: str, *, wait_seconds: float = 5.0) -> int:
+    """``pg_terminate_backend`` every connection whose ``application_name`` starts with the prefix.
+
+    Returns how many were terminated: each backend has exited when it returns
+    (waited for up to ``wait_seconds``). Its client sees the failure at its next
+    statement, or mid-statement if it was busy.
+    """
+    assert application_name_prefix, "an empty prefix would terminate every connection but the test's"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, %s)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND starts_with(application_name, %s)",
+            [int(wait_seconds * 1000), application_name_prefix],
+        )
+        return cursor.fetchone()[0]
