@@ -7,6 +7,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections
 from django.test import TransactionTestCase
@@ -59,14 +60,22 @@ def _flush_retries_a_deadlock():
         for attempt in range(1, 6):
             try:
                 return original(self)
-            except OperationalError as exc:
-                if "deadlock detected" not in str(exc) or attempt == 5:
+            except (OperationalError, CommandError) as exc:  # flush wraps the database's error in a CommandError
+                if not _is_deadlock(exc) or attempt == 5:
                     raise
                 time.sleep(0.1 * attempt)
 
     TransactionTestCase._fixture_teardown = teardown
     yield
     TransactionTestCase._fixture_teardown = original
+
+
+def _is_deadlock(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if "deadlock detected" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @pytest.fixture
