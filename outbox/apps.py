@@ -18,6 +18,7 @@ class OutboxConfig(AppConfig):
         A subscription to an event type no class registers fails here, at
         start-up, rather than as a silent non-delivery in production.
         """
+        from . import checks  # noqa: F401  (registers the outbox's system check)
         from .subscriptions import subscriptions
 
         for config in apps.get_app_configs():

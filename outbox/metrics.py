@@ -34,6 +34,19 @@ RELAY_BATCH_SECONDS = Histogram(
 # Done deliveries are never counted in the table (that would scan every
 # finished row); the handler runner counts them as it finishes them.
 DELIVERIES_DONE = Counter("outbox_deliveries_done_total", "Deliveries finished successfully.", ["handler"])
+REDISPATCHES = Counter(
+    "outbox_redispatches_total",
+    "Dispatched deliveries sent again when their lease ran out: before any handler started them "
+    "(not_started: no attempt spent), or after (worker_lost: the attempt is recorded as failed).",
+    ["reason"],
+)
+DUPLICATES_DROPPED = Counter(
+    "outbox_duplicates_dropped_total",
+    "Deliveries a runner was given and did not run because they were not theirs to run: already finished, "
+    "sent again since (another dispatch token), or being run elsewhere (messages), or already in the "
+    "handler's inbox (inbox).",
+    ["by"],
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -47,6 +60,22 @@ def record_events_relayed(types: Iterable[str]) -> None:
 def record_deliveries_done(handlers: Iterable[str]) -> None:
     for handler in handlers:
         DELIVERIES_DONE.labels(handler).inc()
+
+
+def record_redispatches(*, resent: int, lost: int) -> None:
+    if resent:
+        REDISPATCHES.labels("not_started").inc(resent)
+    if lost:
+        REDISPATCHES.labels("worker_lost").inc(lost)
+
+
+def record_dropped(count: int) -> None:
+    if count:
+        DUPLICATES_DROPPED.labels("message").inc(count)
+
+
+def record_inbox_duplicate(handler: str) -> None:
+    DUPLICATES_DROPPED.labels("inbox").inc()
 
 
 class OutboxCollector(Collector):

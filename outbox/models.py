@@ -53,9 +53,17 @@ class OutboxEvent(models.Model):
 class Delivery(models.Model):
     """The delivery of one event to one subscribed handler.
 
-    ``due_at`` is when the relay next looks at the row: for a pending
-    delivery, when it may be dispatched; for a dispatched one, when its lease
-    runs out and it is dispatched again.
+    ``due_at`` is when the relay next looks at the row, on the database's
+    clock: for a pending delivery, when it may be dispatched; for a dispatched
+    one, when its lease runs out and it is dispatched again.
+
+    ``attempts`` counts handler runs that started (a runner commits
+    ``started_at`` before its handlers run), never messages sent: a delivery
+    whose message was lost, or waited out an outage in the broker, spends no
+    attempt. A dispatched row with ``started_at`` set that no runner holds is
+    an attempt whose worker was lost; ``crashes`` counts those, and a
+    delivery that has crashed is sent on in a task of its own, so that it can
+    no longer take a batch down with it.
     """
 
     class Status(models.TextChoices):
@@ -71,8 +79,14 @@ class Delivery(models.Model):
     handler = models.CharField(max_length=200)
     queue = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)  # handler runs started
     due_at = models.DateTimeField()
+    # Which dispatch the task in the broker belongs to: a runner given an older
+    # token drops the message unread, so re-sent copies never run twice.
+    dispatch_token = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # of the attempt in progress, or the last
+    redispatches = models.PositiveIntegerField(default=0)  # sends whose lease ran out before a handler started
+    crashes = models.PositiveIntegerField(default=0)  # attempts whose worker was lost
     # Set only for subscriptions ordered per aggregate: "<aggregate_type>:<aggregate_id>".
     ordering_key = models.CharField(max_length=210, null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

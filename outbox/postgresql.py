@@ -8,7 +8,7 @@ delivery took 2.0 ms, this one 0.45 ms, on the latency path of every event.
 """
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -52,34 +52,40 @@ def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
 # as dead, so every claim re-reads all of them until VACUUM runs: 4 ms per
 # claim after a few seconds of load. A plain index scan marks them as it
 # passes, and the next claim skips them (0.5 ms and falling).
+#
+# Times are the database's (now()), so that every relay, runner and host
+# compares leases and due times on one clock.
 FAN_OUT_SQL = f"""
 SET LOCAL enable_bitmapscan = off;
 WITH claimed AS (
     SELECT id FROM outbox_event WHERE relayed_at IS NULL ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ), relayed AS (
-    UPDATE outbox_event e SET relayed_at = %(now)s FROM claimed WHERE e.id = claimed.id
+    UPDATE outbox_event e SET relayed_at = now() FROM claimed WHERE e.id = claimed.id
     RETURNING e.id, e.type, e.aggregate_type, e.aggregate_id
 ), subscribed AS (
     SELECT * FROM unnest(%(types)s::text[], %(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[])
         AS s(type, handler, queue, ordered)
 ), created AS (
     INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
-                                 last_error, traceback, created_at, dispatched_at)
+                                 last_error, traceback, created_at, dispatched_at, dispatch_token,
+                                 redispatches, crashes)
     SELECT r.id, s.handler, s.queue,
            CASE WHEN s.ordered THEN 'pending' ELSE 'dispatched' END,
-           CASE WHEN s.ordered THEN 0 ELSE 1 END,
-           CASE WHEN s.ordered THEN %(now)s ELSE %(lease_until)s END,
+           0,
+           CASE WHEN s.ordered THEN now() ELSE now() + %(lease)s * interval '1 second' END,
            CASE WHEN s.ordered THEN r.aggregate_type || ':' || r.aggregate_id END,
-           '', '', %(now)s,
-           CASE WHEN s.ordered THEN NULL ELSE %(now)s END
+           '', '', now(),
+           CASE WHEN s.ordered THEN NULL ELSE now() END,
+           CASE WHEN s.ordered THEN NULL ELSE %(token)s END,
+           0, 0
     FROM relayed r JOIN subscribed s ON s.type = r.type
     RETURNING id, handler, queue, status
 ), unknown AS (
     INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error, traceback,
-                                 created_at, finished_at)
-    SELECT r.id, '{UNKNOWN_TYPE_HANDLER}', 'outbox', 'dead', 0, %(now)s,
+                                 created_at, finished_at, redispatches, crashes)
+    SELECT r.id, '{UNKNOWN_TYPE_HANDLER}', 'outbox', 'dead', 0, now(),
            'Unknown event type ' || quote_literal(r.type) || ': no class is registered for it, so no handler gets it.',
-           '', %(now)s, %(now)s
+           '', now(), now(), 0, 0
     FROM relayed r WHERE NOT r.type = ANY(%(known)s::text[])
 )
 SELECT 'event', r.type, NULL, NULL FROM relayed r
@@ -89,16 +95,17 @@ SELECT 'delivery', c.handler, c.queue, c.id FROM created c WHERE c.status = 'dis
 
 
 def fan_out(
-    *, batch_size: int, now: datetime, subscriptions: list[Any], known_types: list[str]
+    *, batch_size: int, token: int, subscriptions: list[Any], known_types: list[str]
 ) -> tuple[list[str], list[Delivery]]:
     """Claim, mark and fan out up to ``batch_size`` unrelayed events in one statement.
 
-    Returns the relayed events' types and the deliveries created already dispatched.
+    Returns the relayed events' types and the deliveries created already
+    dispatched (under ``token``, with no attempt spent yet).
     """
     params = {
         "batch": batch_size,
-        "now": now,
-        "lease_until": now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"]),
+        "lease": settings.OUTBOX["LEASE_SECONDS"],
+        "token": token,
         "types": [s.event_type for s in subscriptions],
         "handlers": [s.name for s in subscriptions],
         "queues": [s.queue for s in subscriptions],
@@ -120,23 +127,53 @@ def prefer_index_scans() -> None:
         cursor.execute("SET LOCAL enable_bitmapscan = off")
 
 
+START_SQL = """
+WITH batch AS (
+    SELECT id, started_at FROM outbox_delivery
+    WHERE id = ANY(%(ids)s) AND status = 'dispatched' AND (%(token)s::bigint IS NULL OR dispatch_token = %(token)s)
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+), started AS (
+    UPDATE outbox_delivery d
+    SET attempts = d.attempts + 1, started_at = now(), due_at = now() + %(lease)s * interval '1 second'
+    FROM batch b WHERE d.id = b.id AND b.started_at IS NULL
+    RETURNING d.id, d.started_at
+)
+SELECT b.id, s.started_at, b.started_at < now() - %(grace)s * interval '1 second'
+FROM batch b LEFT JOIN started s ON s.id = b.id
+"""
+
+
+def start(*, delivery_ids: list[int], token: int | None, lease: float, grace: float) -> list[tuple]:
+    """Record, committed, that this runner starts the batch's dispatched deliveries; one statement.
+
+    Returns ``(id, started_at, lost)`` for each delivery of the message that
+    is dispatched under ``token`` and that no runner holds: ``started_at`` is
+    set for those it started now; for one started before (``started_at``
+    None), ``lost`` says whether that start is older than ``grace``.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(START_SQL, {"ids": delivery_ids, "token": token, "lease": lease, "grace": grace})
+        return cursor.fetchall()
+
+
 CLAIM_SQL = """
 SELECT d.id, d.handler, d.queue, d.status, d.attempts, d.ordering_key,
        e.id, e.event_id, e.type, e.version, e.occurred_at, e.aggregate_type, e.aggregate_id,
        e.correlation_id, e.causation_id, e.traceparent, e.payload::text,
        EXISTS (SELECT 1 FROM outbox_inbox i WHERE i.handler = d.handler AND i.event_id = e.event_id),
-       d.due_at, d.finished_at
+       d.due_at, d.finished_at, d.started_at, d.crashes
 FROM outbox_delivery d JOIN outbox_event e ON e.id = d.event_id
-WHERE d.id = ANY(%(ids)s) AND d.status = 'dispatched'
+WHERE d.id = ANY(%(ids)s) AND d.status = 'dispatched' AND d.started_at = %(started_at)s
 ORDER BY d.id
 FOR UPDATE OF d SKIP LOCKED
 """
 
 
-def claim(delivery_ids: list[int]) -> list[Delivery]:
-    """Lock the batch's dispatched deliveries no other runner holds, with their events."""
+def claim(delivery_ids: list[int], *, started_at: datetime) -> list[Delivery]:
+    """Lock the deliveries this runner started at ``started_at``, with their events."""
     with connection.cursor() as cursor:
-        cursor.execute(CLAIM_SQL, {"ids": delivery_ids})
+        cursor.execute(CLAIM_SQL, {"ids": delivery_ids, "started_at": started_at})
         return [_delivery(row) for row in cursor.fetchall()]
 
 
@@ -164,6 +201,8 @@ def _delivery(row: tuple) -> Delivery:
         ordering_key=row[5],
         due_at=row[18],
         finished_at=row[19],
+        started_at=row[20],
+        crashes=row[21],
     )
     delivery.already_handled = row[17]
     for instance in (event, delivery):
@@ -173,21 +212,20 @@ def _delivery(row: tuple) -> Delivery:
 
 FINISH_SQL = """
 WITH done AS (
-    UPDATE outbox_delivery SET status = 'done', finished_at = %(now)s WHERE id = ANY(%(ids)s)
+    UPDATE outbox_delivery SET status = 'done', finished_at = now() WHERE id = ANY(%(ids)s)
 )
 INSERT INTO outbox_inbox (handler, event_id, handled_at)
-SELECT handler, event_id, %(now)s FROM unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS i(handler, event_id)
+SELECT handler, event_id, now() FROM unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS i(handler, event_id)
 """
 
 
-def finish(*, delivery_ids: list[int], now: datetime, inbox: list[tuple[str, Any]]) -> None:
+def finish(*, delivery_ids: list[int], inbox: list[tuple[str, Any]]) -> None:
     """Mark the deliveries done and write their inbox rows, in one statement."""
     with connection.cursor() as cursor:
         cursor.execute(
             FINISH_SQL,
             {
                 "ids": delivery_ids,
-                "now": now,
                 "handlers": [handler for handler, _ in inbox],
                 "event_ids": [event_id for _, event_id in inbox],
             },

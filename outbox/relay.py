@@ -9,15 +9,25 @@ run at once without dispatching a delivery twice:
    transaction took an id early and committed late is simply found by a
    later pass: there is no gap to fall into.
 2. **Dispatch** due deliveries: new ones, ones whose retry time came, and
-   dispatched ones whose lease ran out (the worker died, the broker lost the
-   message). A dispatch counts as an attempt.
+   dispatched ones whose lease ran out. A dispatch is not an attempt: only a
+   handler that started is (the runner records it). A lease that ran out
+   before any handler started (the broker lost the message, every worker was
+   down) re-sends the delivery, each time after a lease twice as long, up to
+   ``LEASE_CAP_SECONDS``, so an hour's outage leaves a handful of copies per
+   delivery in the broker, not one per lease; the runner drops any copy
+   whose dispatch token is not the row's current one. A lease that ran out
+   after a handler started means its worker was lost: that attempt is
+   recorded as failed ("worker lost") and the delivery goes on in a task of
+   its own, or is dead if that was its last attempt.
 
 Tasks are sent only after the claiming transaction commits, and carry only
-delivery ids; the delivery row is the truth, never the broker.
+delivery ids and the dispatch token; the delivery row is the truth, never the
+broker. Leases and due times are set and compared on the database's clock.
 """
 
 import contextlib
 import logging
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -27,7 +37,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import postgresql
@@ -52,12 +63,17 @@ class RelayStats:
     dispatched: int = 0
     dead: int = 0
     held: int = 0  # deliveries fanned out pending, for an ordered handler to release
+    resent: int = 0  # of the dispatched: leases that ran out before a handler started
+    lost: int = 0  # of the dispatched and dead: attempts whose worker was lost
 
     def add(self, other: "RelayStats") -> None:
-        self.fanned_out += other.fanned_out
-        self.dispatched += other.dispatched
-        self.dead += other.dead
-        self.held += other.held
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def new_dispatch_token() -> int:
+    """A token naming one dispatch of a set of deliveries (a positive bigint)."""
+    return secrets.randbits(62) + 1
 
 
 def relay_pass(*, max_seconds: float = 5.0, sweep: bool = True) -> RelayStats:
@@ -102,21 +118,22 @@ def fan_out(*, batch_size: int) -> RelayStats:
         )
         if not events:
             return RelayStats()
-        now = timezone.now()
-        deliveries = [d for event in events for d in _deliveries_for(event, now)]
+        now, token = timezone.now(), new_dispatch_token()
+        deliveries = [d for event in events for d in _deliveries_for(event, now, token)]
         Delivery.objects.bulk_create(deliveries)
         OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(relayed_at=now)
         to_send = [d for d in deliveries if d.status == Status.DISPATCHED]
-        transaction.on_commit(lambda: _relayed([e.type for e in events], to_send))
+        transaction.on_commit(lambda: _relayed([e.type for e in events], to_send, token))
     return RelayStats(fanned_out=len(events), dispatched=len(to_send), held=_held([e.type for e in events]))
 
 
 def _fan_out_postgresql(batch_size: int) -> RelayStats:
     subs = [s for name in registry.names() for s in subscriptions.for_type(name)]
+    token = new_dispatch_token()
     types, to_send = postgresql.fan_out(
-        batch_size=batch_size, now=timezone.now(), subscriptions=subs, known_types=registry.names()
+        batch_size=batch_size, token=token, subscriptions=subs, known_types=registry.names()
     )
-    transaction.on_commit(lambda: _relayed(types, to_send))
+    transaction.on_commit(lambda: _relayed(types, to_send, token))
     return RelayStats(fanned_out=len(types), dispatched=len(to_send), held=_held(types))
 
 
@@ -125,14 +142,14 @@ def _held(types: list[str]) -> int:
     return sum(1 for t in types for s in subscriptions.for_type(t) if s.ordered)
 
 
-def _relayed(types: list[str], to_send: list[Delivery]) -> None:
-    send(to_send)
+def _relayed(types: list[str], to_send: list[Delivery], token: int) -> None:
+    send(to_send, token=token)
     from . import metrics
 
     metrics.record_events_relayed(types)
 
 
-def _deliveries_for(event: OutboxEvent, now) -> Iterable[Delivery]:
+def _deliveries_for(event: OutboxEvent, now, token: int) -> Iterable[Delivery]:
     if not registry.is_registered(event.type):
         yield Delivery(
             event=event,
@@ -154,9 +171,9 @@ def _deliveries_for(event: OutboxEvent, now) -> Iterable[Delivery]:
                 handler=sub.name,
                 queue=sub.queue,
                 status=Status.DISPATCHED,
-                attempts=1,
                 due_at=lease_until,
                 dispatched_at=now,
+                dispatch_token=token,
             )
 
 
@@ -169,68 +186,175 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
     with transaction.atomic():
         if connections["default"].vendor == "postgresql":
             postgresql.prefer_index_scans()
-        now = timezone.now()
         due = list(
-            _dispatchable(now)
+            _dispatchable()
             .order_by("due_at")
             .select_for_update(skip_locked=True, of=("self",))
-            .only("id", "handler", "queue", "status", "attempts", "ordering_key", "event_id")[:batch_size]
+            .only(*DUE_FIELDS)[:batch_size]
         )
         if not due:
             return RelayStats()
-        to_send, to_bury = [], []
+        stats, token = RelayStats(), new_dispatch_token()
+        to_send = []
         for delivery in due:
-            (to_bury if _out_of_attempts(delivery) else to_send).append(delivery)
-        _bury(to_bury, now)
-        Delivery.objects.filter(id__in=[d.id for d in to_send]).update(
-            status=Status.DISPATCHED,
-            attempts=F("attempts") + 1,
-            due_at=now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"]),
-            dispatched_at=now,
-        )
-        transaction.on_commit(lambda: send(to_send))
-    return RelayStats(dispatched=len(to_send), dead=len(to_bury))
+            verdict = _verdict(delivery)
+            if verdict.dead:
+                _bury(delivery, verdict.error, lost=verdict.lost)
+                stats.dead += 1
+            else:
+                to_send.append(delivery)
+            stats.resent += verdict.resend
+            stats.lost += verdict.lost
+        _mark_dispatched(to_send, token)
+        stats.dispatched = len(to_send)
+        transaction.on_commit(lambda: _dispatched(to_send, token, stats))
+    return stats
 
 
-def _dispatchable(now):
-    """Due deliveries, less those of an ordered handler waiting for an earlier event."""
+DUE_FIELDS = ("id", "handler", "queue", "status", "attempts", "started_at", "redispatches", "crashes")
+DUE_FIELDS += ("ordering_key", "event_id")
+
+
+def _dispatchable():
+    """Due deliveries, less those of an ordered handler waiting for an earlier event.
+
+    An ordered delivery waits while an earlier delivery of its key is
+    unfinished (or dead, for a "stop" handler), and while an earlier event of
+    its aggregate is not yet fanned out: that one may be in the hands of
+    another relay right now, its deliveries not yet committed.
+    """
     stopping = [s.name for s in subscriptions.all() if s.ordered and s.on_dead == "stop"]
     earlier = Delivery.objects.filter(
         handler=OuterRef("handler"),
         ordering_key=OuterRef("ordering_key"),
         event_id__lt=OuterRef("event_id"),
     ).filter(Q(status__in=Delivery.UNFINISHED) | Q(status=Status.DEAD, resolved_at__isnull=True, handler__in=stopping))
-    return Delivery.objects.filter(status__in=Delivery.UNFINISHED, due_at__lte=now).filter(
-        Q(ordering_key__isnull=True) | ~Exists(earlier)
+    unrelayed = OutboxEvent.objects.filter(
+        relayed_at__isnull=True,
+        aggregate_type=OuterRef("event__aggregate_type"),
+        aggregate_id=OuterRef("event__aggregate_id"),
+        id__lt=OuterRef("event_id"),
+    )
+    return Delivery.objects.filter(status__in=Delivery.UNFINISHED, due_at__lte=Now()).filter(
+        Q(ordering_key__isnull=True) | (~Exists(earlier) & ~Exists(unrelayed))
     )
 
 
-def _out_of_attempts(delivery: Delivery) -> bool:
-    """A lease that ran out on the last attempt: the worker died every time."""
+@dataclass(frozen=True)
+class _Verdict:
+    dead: bool = False
+    error: str = ""
+    resend: bool = False  # a lease ran out before any handler started
+    lost: bool = False  # a lease ran out on a started attempt: its worker was lost
+
+
+def _verdict(delivery: Delivery) -> _Verdict:
+    """What a due delivery needs: sending (again), or burying."""
     sub = subscriptions.get(delivery.handler)
-    if sub is None:
-        return True
-    return delivery.status == Status.DISPATCHED and delivery.attempts >= sub.setting("MAX_ATTEMPTS")
+    if sub is None and delivery.handler != UNKNOWN_TYPE_HANDLER:
+        return _Verdict(dead=True, error=f"No handler named {delivery.handler!r} is subscribed in this deployment.")
+    if delivery.status == Status.PENDING:
+        return _Verdict()
+    if delivery.started_at is None:
+        return _Verdict(resend=True)
+    max_attempts = sub.setting("MAX_ATTEMPTS") if sub else 1
+    if delivery.attempts >= max_attempts:
+        return _Verdict(dead=True, lost=True, error=worker_lost_error(delivery.attempts, max_attempts, last=True))
+    return _Verdict(lost=True)
 
 
-def _bury(deliveries: list[Delivery], now) -> None:
+def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False) -> str:
+    """The error recorded for an attempt whose worker vanished before it finished."""
+    if last:
+        return (
+            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed: the handler may be "
+            "killing its process (SIGKILL, os._exit, out of memory) or outrunning the task's hard time limit."
+        )
+    return (
+        f"The worker running attempt {attempt} of {max_attempts} was lost before it finished (killed, out of "
+        "memory, or the hard time limit); the delivery is retried in a task of its own."
+    )
+
+
+def _mark_dispatched(deliveries: list[Delivery], token: int) -> None:
+    """Mark the deliveries dispatched under ``token``, with their leases on the database's clock."""
+    groups: dict[tuple[str, float], list[int]] = defaultdict(list)
     for delivery in deliveries:
-        if subscriptions.get(delivery.handler) is None:
-            error = f"No handler named {delivery.handler!r} is subscribed in this deployment."
+        kind = _dispatch_kind(delivery)
+        if kind == "lost":
+            _mark_lost(delivery, token)
         else:
-            error = (
-                f"Lease expired on attempt {delivery.attempts}, the last allowed: "
-                "the worker was lost, or the handler outran its lease, every time."
-            )
-        Delivery.objects.filter(id=delivery.id).update(status=Status.DEAD, finished_at=now, last_error=error)
-        logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
+            groups[(kind, _lease_seconds(delivery, kind))].append(delivery.id)
+    for (kind, lease), ids in groups.items():
+        fields = {"status": Status.DISPATCHED, "dispatch_token": token, "dispatched_at": Now(), "due_at": _in(lease)}
+        if kind == "resend":
+            fields["redispatches"] = F("redispatches") + 1
+        Delivery.objects.filter(id__in=ids).update(**fields)
 
 
-def send(deliveries: list[Delivery]) -> None:
-    """Publish one Celery task per batch of one handler's deliveries (ids only).
+def _dispatch_kind(delivery: Delivery) -> str:
+    if delivery.status == Status.PENDING:
+        return "new"
+    return "resend" if delivery.started_at is None else "lost"
+
+
+def _lease_seconds(delivery: Delivery, kind: str) -> float:
+    """A full lease; after each send whose lease ran out unstarted, twice as long, up to the cap."""
+    lease = settings.OUTBOX["LEASE_SECONDS"]
+    if kind != "resend":
+        return lease
+    return min(settings.OUTBOX["LEASE_CAP_SECONDS"], lease * 2 ** min(delivery.redispatches + 1, 20))
+
+
+def _mark_lost(delivery: Delivery, token: int) -> None:
+    """Record the attempt whose worker was lost, and send the delivery on, alone."""
+    sub = subscriptions.get(delivery.handler)
+    error = worker_lost_error(delivery.attempts, sub.setting("MAX_ATTEMPTS") if sub else 1)
+    Delivery.objects.filter(id=delivery.id).update(
+        status=Status.DISPATCHED,
+        dispatch_token=token,
+        dispatched_at=Now(),
+        due_at=_in(settings.OUTBOX["LEASE_SECONDS"]),
+        crashes=F("crashes") + 1,
+        started_at=None,
+        last_error=error,
+        traceback="",
+    )
+    delivery.crashes += 1  # as the row is now, so that its task travels alone
+    logger.warning("outbox: delivery %s to %s: %s", delivery.id, delivery.handler, error)
+
+
+def _in(seconds: float) -> ExpressionWrapper:
+    """``now() + seconds`` on the database's clock."""
+    return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
+
+
+def _bury(delivery: Delivery, error: str, *, lost: bool = False) -> None:
+    Delivery.objects.filter(id=delivery.id).update(
+        status=Status.DEAD,
+        finished_at=Now(),
+        last_error=error,
+        traceback="",
+        started_at=None,
+        crashes=F("crashes") + int(lost),
+    )
+    logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
+
+
+def _dispatched(deliveries: list[Delivery], token: int, stats: RelayStats) -> None:
+    send(deliveries, token=token)
+    from . import metrics
+
+    metrics.record_redispatches(resent=stats.resent, lost=stats.lost)
+
+
+def send(deliveries: list[Delivery], *, token: int) -> None:
+    """Publish one Celery task per batch of one handler's deliveries (ids and the dispatch token).
 
     Runs after the claiming transaction committed. If the broker refuses, the
     deliveries stay dispatched and are sent again when their lease runs out.
+    A delivery that has crashed a worker before travels alone, so that it can
+    take no other delivery down with it.
     """
     if not deliveries:
         return
@@ -239,15 +363,17 @@ def send(deliveries: list[Delivery]) -> None:
     from .tasks import run_deliveries
 
     size = settings.OUTBOX["TASK_BATCH_SIZE"]
-    by_handler: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_handler: dict[tuple[str, str, bool], list[int]] = defaultdict(list)
     for delivery in deliveries:
-        by_handler[(delivery.queue, delivery.handler)].append(delivery.id)
+        alone = bool(delivery.crashes)
+        by_handler[(delivery.queue, delivery.handler, alone)].append(delivery.id)
     try:
         with app.producer_or_acquire() as producer:
-            for (queue, _handler), ids in by_handler.items():
-                for start in range(0, len(ids), size):
+            for (queue, _handler, alone), ids in by_handler.items():
+                step = 1 if alone else size
+                for start in range(0, len(ids), step):
                     run_deliveries.apply_async(
-                        (ids[start : start + size],), queue=queue, producer=producer, **CHEAP_SEND
+                        (ids[start : start + step], token), queue=queue, producer=producer, **CHEAP_SEND
                     )
     except Exception:
         logger.exception("outbox: could not send %d deliveries; they are re-sent after their lease", len(deliveries))
@@ -282,4 +408,8 @@ def kick_relay() -> None:
 
 
 def clear_kick() -> None:
-    cache.delete(KICK_KEY)
+    """Let the next commit kick again. A cache that is down costs coalescing, never a relay run."""
+    try:
+        cache.delete(KICK_KEY)
+    except Exception:
+        logger.warning("outbox: could not clear the relay kick flag; kicks expire on their own", exc_info=True)

@@ -1,106 +1,251 @@
 """The handler runner: what a worker does with a batch of delivery ids.
 
-One database transaction per batch, one savepoint per delivery. For each
-delivery the handler's effects, its inbox row, its "done" mark and any events
-it published commit together, or (on an exception) none of them do and the
-delivery is scheduled again with exponential backoff and jitter. The rows
-are locked ``FOR UPDATE SKIP LOCKED``: a delivery another worker is running
-right now is left to it, so a duplicate message never runs a handler twice.
+Two steps. **Start**: one committed statement records that this runner
+starts the batch's deliveries (``started_at``, ``attempts + 1``, a fresh
+lease); only that counts as an attempt, so a message the broker lost, or that
+waited out an outage, costs none. A copy of a message from an older dispatch
+(another token) starts nothing and is dropped unread. **Run**: one
+transaction per batch, one savepoint per delivery; each delivery's handler
+effects, its inbox row, its "done" mark and any events it published commit
+together, or (on an exception) none of them do and the delivery is scheduled
+again with exponential backoff and jitter. The rows are locked ``FOR UPDATE
+SKIP LOCKED`` from the run's first statement to its commit, so no other
+runner, and no relay, touches them meanwhile.
+
+A delivery found started, unlocked and unfinished is an attempt whose worker
+was lost (killed, out of memory, past its hard time limit): the runner that
+finds it records that as a failed attempt, and the delivery goes on in a task
+of its own, so a poison delivery takes its batch down once and then only
+itself. A database connection lost mid-run is not the handlers' failure: the
+runner reconnects and runs the same attempt again.
+
+The run stops at a delivery boundary when the task's soft time limit nears:
+what finished commits, what did not start is handed back unspent.
 """
 
 import logging
 import random
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
-from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import metrics, postgresql
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, InboxEntry, OutboxEvent
-from .relay import kick_relay_on_commit, ordering_key
+from .relay import kick_relay_on_commit, ordering_key, worker_lost_error
 from .subscriptions import Subscription, subscriptions
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
+T = TypeVar("T")
+
+# A runner takes the locks of the deliveries it started a moment after it
+# committed their start. A start younger than this that no runner holds may be
+# that moment, so it is not taken for a lost worker yet.
+START_GRACE_SECONDS = 2.0
+# Reconnecting after the database dropped the connection: pauses between tries.
+RECONNECT_PAUSES = (0.2, 1.0, 3.0)
 
 
 @dataclass
 class RunReport:
     done: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # already done, or being run elsewhere
+    skipped: list[int] = field(default_factory=list)  # finished, another dispatch's, or being run elsewhere
     failed: list[int] = field(default_factory=list)
     dead: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)  # their last attempt's worker was lost
+    busy: list[int] = field(default_factory=list)  # started a moment ago by another runner, or just lost
+    handed_back: list[int] = field(default_factory=list)  # not run before the soft time limit; no attempt spent
+
+
+@dataclass(frozen=True)
+class _Start:
+    started: list[int]
+    started_at: datetime | None
+    lost: list[int]
+    busy: list[int]
 
 
 class _HandlerFailed(Exception):
     """A handler of a one-delivery batch raised: its whole transaction must roll back."""
 
-    def __init__(self, delivery: Delivery, subscription: Subscription, error: str, trace: str) -> None:
-        super().__init__(error)
-        self.delivery, self.subscription, self.error, self.trace = delivery, subscription, error, trace
+    def __init__(self, delivery: Delivery, subscription: Subscription, exc: BaseException, trace: str) -> None:
+        super().__init__(str(exc))
+        self.delivery, self.subscription, self.exc, self.trace = delivery, subscription, exc, trace
 
 
-def run_deliveries(delivery_ids: list[int]) -> RunReport:
-    """Run a batch of deliveries; each is atomic and isolated from the others.
+class _OutOfTime(Exception):
+    """The soft time limit interrupted a handler: stop the batch after recording it."""
 
-    A batch of several gives each delivery a savepoint. A batch of one (the
-    common case at light load) runs its handler in the batch's transaction
-    directly, saving two round trips, and on failure rolls it all back and
-    records the failed attempt in a transaction of its own.
+
+class ConnectionLost(Exception):
+    """The database connection went away mid-run: nothing of the run committed."""
+
+
+def run_deliveries(delivery_ids: list[int], *, token: int | None = None, deadline: float | None = None) -> RunReport:
+    """Start, then run, the deliveries of one task.
+
+    ``token`` is the dispatch the task was sent for (None: any dispatch, for
+    tasks sent before tokens existed). ``deadline`` (``time.monotonic()``) is
+    when to stop starting deliveries: they are handed back, unspent.
     """
-    try:
-        return _run_batch(delivery_ids, isolate=len(delivery_ids) > 1)
-    except _HandlerFailed as failure:
-        return _record_failure(failure)
+    start = _reconnecting(lambda: _start(delivery_ids, token))
+    report = RunReport(lost=start.lost, busy=start.busy)
+    report.skipped = sorted(set(delivery_ids) - set(start.started) - set(start.lost) - set(start.busy))
+    if start.lost:
+        _reconnecting(lambda: _record_lost(start.lost, report))
+    if start.started:
+        _reconnecting(lambda: _run_started(start, report, deadline))
+    metrics.record_dropped(len(report.skipped))
+    return report
 
 
-def _run_batch(delivery_ids: list[int], *, isolate: bool) -> RunReport:
-    report = RunReport()
+def _reconnecting(step: Callable[[], T]) -> T:
+    """Run a step; if the database dropped the connection, reconnect and run it again."""
+    for pause in (*RECONNECT_PAUSES, None):
+        try:
+            return step()
+        except (ConnectionLost, DatabaseError) as exc:
+            if not (isinstance(exc, ConnectionLost) or _connection_lost()) or pause is None:
+                raise
+            logger.warning("outbox: database connection lost; reconnecting to run the step again", exc_info=True)
+            connection.close()
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _connection_lost() -> bool:
+    raw = connection.connection
+    return raw is None or bool(getattr(raw, "closed", False)) or bool(getattr(raw, "broken", False))
+
+
+# Start --------------------------------------------------------------------------------------------------------
+
+
+def _start(delivery_ids: list[int], token: int | None) -> _Start:
+    lease = settings.OUTBOX["LEASE_SECONDS"]
+    if connection.vendor == "postgresql":
+        rows = postgresql.start(delivery_ids=delivery_ids, token=token, lease=lease, grace=START_GRACE_SECONDS)
+    else:
+        rows = _start_portable(delivery_ids, token, lease)
+    started = [row[0] for row in rows if row[1] is not None]
+    started_at = next((row[1] for row in rows if row[1] is not None), None)
+    lost = [row[0] for row in rows if row[1] is None and row[2]]
+    busy = [row[0] for row in rows if row[1] is None and not row[2]]
+    return _Start(started=started, started_at=started_at, lost=lost, busy=busy)
+
+
+def _start_portable(delivery_ids: list[int], token: int | None, lease: float) -> list[tuple]:
     with transaction.atomic():
-        claimed = _claim(delivery_ids)
-        report.skipped = sorted(set(delivery_ids) - {d.id for d in claimed})
-        handled = []
-        for delivery in claimed:
-            outcome = _run_one(delivery, isolate=isolate)
+        rows = Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED)
+        if token is not None:
+            rows = rows.filter(dispatch_token=token)
+        found = list(rows.select_for_update().values_list("id", "started_at"))
+        now = timezone.now()
+        fresh = [i for i, started in found if started is None]
+        Delivery.objects.filter(id__in=fresh).update(
+            attempts=F("attempts") + 1, started_at=now, due_at=now + timedelta(seconds=lease)
+        )
+        old = now - timedelta(seconds=START_GRACE_SECONDS)
+        return [(i, now if s is None else None, s is not None and s < old) for i, s in found]
+
+
+def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
+    """Record attempts whose worker was lost as failed; each goes on alone (or dead, if it was its last)."""
+    with transaction.atomic():
+        for delivery in _claim_lost(delivery_ids):
+            sub = subscriptions.get(delivery.handler)
+            max_attempts = sub.setting("MAX_ATTEMPTS") if sub else 1
+            last = delivery.attempts >= max_attempts
+            delivery.crashes += 1
+            error = worker_lost_error(delivery.attempts, max_attempts, last=last)
+            outcome = _fail(delivery, error, "", subscription=sub, bury=sub is None or last)
+            (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
+            if outcome.ordering_key:
+                kick_relay_on_commit()
+
+
+def _claim_lost(delivery_ids: list[int]) -> list[Delivery]:
+    old = ExpressionWrapper(Now() - Value(timedelta(seconds=START_GRACE_SECONDS)), output_field=DateTimeField())
+    return list(
+        Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at__lt=old)
+        .select_for_update(skip_locked=True)
+        .only("id", "handler", "attempts", "crashes", "ordering_key")
+    )
+
+
+# Run ----------------------------------------------------------------------------------------------------------
+
+
+def _run_started(start: _Start, report: RunReport, deadline: float | None) -> None:
+    """Run the deliveries this runner started (the same attempt again, after a lost connection)."""
+    for outcome in ("done", "failed", "dead", "handed_back"):
+        getattr(report, outcome).clear()
+    try:
+        _run_batch(start, report, deadline, isolate=len(start.started) > 1)
+    except _HandlerFailed as failure:
+        if _connection_lost():
+            raise ConnectionLost() from failure
+        _record_failure(failure, start.started_at, report)
+
+
+def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isolate: bool) -> None:
+    with transaction.atomic():
+        claimed = _claim(start.started, start.started_at)
+        handled, handed_back = [], []
+        for index, delivery in enumerate(claimed):
+            if deadline is not None and time.monotonic() >= deadline:
+                handed_back = claimed[index:]
+                break
+            try:
+                outcome = _run_one(delivery, isolate=isolate)
+            except _OutOfTime as out_of_time:
+                (report.dead if out_of_time.args[0].status == Status.DEAD else report.failed).append(delivery.id)
+                handed_back = claimed[index + 1 :]
+                break
             if outcome is None:
                 handled.append(delivery)
                 report.done.append(delivery.id)
             else:
                 (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
         _finish(handled)
-        if any(d.ordering_key for d in claimed):
-            kick_relay_on_commit()  # an ordered key may now release its next event
-    return report
+        _hand_back(handed_back)
+        report.handed_back = [d.id for d in handed_back]
+        if handed_back or any(d.ordering_key for d in claimed):
+            kick_relay_on_commit()  # send the handed-back on, release an ordered key's next event
 
 
-def _record_failure(failure: _HandlerFailed) -> RunReport:
-    report = RunReport()
+def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report: RunReport) -> None:
     with transaction.atomic():
-        claimed = _claim([failure.delivery.id])
+        claimed = _claim([failure.delivery.id], started_at)
         if not claimed:  # another runner took it over meanwhile
-            report.skipped = [failure.delivery.id]
-            return report
-        outcome = _fail(claimed[0], failure.error, failure.trace, subscription=failure.subscription)
+            report.skipped.append(failure.delivery.id)
+            return
+        outcome = _fail(claimed[0], _describe(failure.exc), failure.trace, subscription=failure.subscription)
         (report.dead if outcome.status == Status.DEAD else report.failed).append(outcome.id)
         if outcome.ordering_key:
             kick_relay_on_commit()
-    return report
 
 
-def _claim(delivery_ids: list[int]) -> list[Delivery]:
-    """Lock the dispatched deliveries of the batch that no other worker holds."""
+def _claim(delivery_ids: list[int], started_at: datetime | None) -> list[Delivery]:
+    """Lock the deliveries this runner started, that no other runner holds, with their events."""
     if connection.vendor == "postgresql":
-        return postgresql.claim(delivery_ids)
+        return postgresql.claim(delivery_ids, started_at=started_at)
     already_handled = InboxEntry.objects.filter(handler=OuterRef("handler"), event_id=OuterRef("event__event_id"))
     return list(
-        Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED)
+        Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at=started_at)
         .select_related("event")
         .annotate(already_handled=Exists(already_handled))
         .select_for_update(skip_locked=True, of=("self",))
@@ -112,6 +257,7 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
     """Run one delivery (in a savepoint if ``isolate``). None when it succeeded, else the updated row."""
     if delivery.already_handled:
         delivery.skip_inbox = True
+        metrics.record_inbox_duplicate(delivery.handler)
         return None
     delivery.skip_inbox = False
     if delivery.handler == UNKNOWN_TYPE_HANDLER:
@@ -133,6 +279,8 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
             )
             subscription.handler(event, envelope)
     except Exception as exc:
+        if _connection_lost():
+            raise ConnectionLost() from exc
         logger.warning(
             "outbox: %s failed on event %s (attempt %s)",
             delivery.handler,
@@ -140,29 +288,43 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
             delivery.attempts,
             exc_info=True,
         )
-        error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        trace = traceback.format_exc()
         if not isolate:
-            raise _HandlerFailed(delivery, subscription, error, trace) from exc
-        return _fail(delivery, error, trace, subscription=subscription)
+            raise _HandlerFailed(delivery, subscription, exc, trace) from exc
+        failed = _fail(delivery, _describe(exc), trace, subscription=subscription)
+        if isinstance(exc, SoftTimeLimitExceeded):
+            raise _OutOfTime(failed) from exc
+        return failed
     finally:
         metrics.HANDLER_SECONDS.labels(delivery.handler).observe(time.perf_counter() - started)
     return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "SoftTimeLimitExceeded: the handler ran past the task's soft time limit and was interrupted."
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _finish(handled: list[Delivery]) -> None:
     """Write the inbox rows and mark the deliveries done (one statement on PostgreSQL)."""
     if not handled:
         return
-    now = timezone.now()
     inbox = [d for d in handled if not d.skip_inbox]
     transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
     if connection.vendor == "postgresql":
-        postgresql.finish(
-            delivery_ids=[d.id for d in handled], now=now, inbox=[(d.handler, d.event.event_id) for d in inbox]
-        )
+        postgresql.finish(delivery_ids=[d.id for d in handled], inbox=[(d.handler, d.event.event_id) for d in inbox])
         return
     InboxEntry.objects.bulk_create([InboxEntry(handler=d.handler, event_id=d.event.event_id) for d in inbox])
-    Delivery.objects.filter(id__in=[d.id for d in handled]).update(status=Status.DONE, finished_at=now)
+    Delivery.objects.filter(id__in=[d.id for d in handled]).update(status=Status.DONE, finished_at=Now())
+
+
+def _hand_back(deliveries: list[Delivery]) -> None:
+    """Give back deliveries this runner started but never ran: their attempt is not spent."""
+    if deliveries:
+        Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(
+            status=Status.PENDING, attempts=F("attempts") - 1, started_at=None, due_at=Now()
+        )
 
 
 def _fail(
@@ -174,15 +336,15 @@ def _fail(
     bury: bool = False,
 ) -> Delivery:
     """Record a failed attempt: retry later with backoff, or dead when out of attempts."""
-    now = timezone.now()
-    delivery.last_error, delivery.traceback = error[:10_000], trace
+    delivery.last_error, delivery.traceback, delivery.started_at = error[:10_000], trace, None
     if bury or delivery.attempts >= subscription.setting("MAX_ATTEMPTS"):
-        delivery.status, delivery.finished_at = Status.DEAD, now
+        delivery.status, delivery.finished_at = Status.DEAD, Now()
         logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
     else:
         delivery.status = Status.PENDING
-        delivery.due_at = now + timedelta(seconds=backoff_seconds(subscription, delivery.attempts))
-    delivery.save(update_fields=["status", "finished_at", "due_at", "last_error", "traceback"])
+        delay = timedelta(seconds=backoff_seconds(subscription, delivery.attempts))
+        delivery.due_at = ExpressionWrapper(Now() + Value(delay), output_field=DateTimeField())
+    delivery.save(update_fields=["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes"])
     return delivery
 
 
@@ -202,14 +364,13 @@ def _refan(delivery: Delivery) -> Delivery | None:
     event = delivery.event
     if not registry.is_registered(event.type):
         return _fail(delivery, f"Event type {event.type!r} is still unknown to this deployment.", "", bury=True)
-    now = timezone.now()
     Delivery.objects.bulk_create(
         [
             Delivery(
                 event=event,
                 handler=s.name,
                 queue=s.queue,
-                due_at=now,
+                due_at=timezone.now(),
                 ordering_key=ordering_key(event) if s.ordered else None,
             )
             for s in subscriptions.for_type(event.type)

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import Delivery, InboxEntry
@@ -21,7 +22,7 @@ def dead_letter_retry(*, deliveries: QuerySet[Delivery]) -> int:
     traceback are kept until the next attempt replaces them.
     """
     count = deliveries.filter(status=Status.DEAD, resolved_at__isnull=True).update(
-        status=Status.PENDING, attempts=0, due_at=timezone.now(), finished_at=None
+        status=Status.PENDING, attempts=0, crashes=0, started_at=None, due_at=Now(), finished_at=None
     )
     if count:
         kick_relay_on_commit()

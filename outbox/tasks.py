@@ -1,13 +1,18 @@
 """The outbox's Celery tasks: the relay, and the handler runner on each context queue."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.signals import worker_init
+from celery.utils.log import get_task_logger
 from django.db import InterfaceError, OperationalError, connection
 
+from . import checks, runner
 from . import relay as relay_module
-from . import runner
+
+logger = get_task_logger(__name__)
 
 
 @contextmanager
@@ -26,12 +31,37 @@ def _dropping_a_broken_connection() -> Iterator[None]:
 def relay() -> None:
     """One relay pass. Sent by beat every second and by on-commit kicks."""
     relay_module.clear_kick()
+    soft = checks.soft_time_limit(relay, request=relay.request)
     with _dropping_a_broken_connection():
-        relay_module.relay_pass()
+        relay_module.relay_pass(max_seconds=min(5.0, 0.5 * soft) if soft else 5.0)
 
 
-@shared_task(name="outbox.run_deliveries", ignore_result=True)
-def run_deliveries(delivery_ids: list[int]) -> None:
-    """Run a batch of one handler's deliveries; sent to that handler's context queue."""
+@shared_task(name="outbox.run_deliveries", bind=True, ignore_result=True)
+def run_deliveries(self: Task, delivery_ids: list[int], token: int | None = None) -> None:
+    """Run a batch of one handler's deliveries; sent to that handler's context queue.
+
+    Deliveries another runner started a moment ago are looked at again after
+    the grace the runner gives such starts: if no runner holds them by then,
+    their worker was lost, and the runner records it.
+    """
     with _dropping_a_broken_connection():
-        runner.run_deliveries(delivery_ids)
+        report = runner.run_deliveries(delivery_ids, token=token, deadline=_deadline(self))
+    if report.handed_back:
+        logger.info("outbox: %d deliveries handed back unstarted at the soft time limit", len(report.handed_back))
+    if report.busy:
+        self.apply_async(
+            (report.busy, token), queue=self.request.delivery_info.get("routing_key") or None,
+            countdown=runner.START_GRACE_SECONDS, **relay_module.CHEAP_SEND,
+        )  # fmt: skip
+
+
+def _deadline(task: Task) -> float | None:
+    """When the batch must stop starting deliveries: nine tenths into the soft time limit."""
+    soft = checks.soft_time_limit(task, request=task.request)
+    return time.monotonic() + 0.9 * soft if soft else None
+
+
+@worker_init.connect
+def _refuse_an_unsafe_configuration(**kwargs) -> None:
+    """A worker whose batches could outlive their lease does not start (see outbox.checks)."""
+    checks.refuse_to_start_if_unsafe()

@@ -241,8 +241,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# The outbox's rule (outbox/checks.py, checked at start-up): soft limit < hard
+# limit < OUTBOX_LEASE_SECONDS, so no batch outlives its lease. At the soft
+# limit a batch stops at a delivery boundary; the hard limit kills it.
+CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=45.0)
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=30.0)
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Celery's Django fix-up closes the DB connection around every task unless this
 # is set; reusing it takes a task from ~10 ms to ~3.5 ms here (DESIGN.md 3).
@@ -258,8 +261,9 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-relay-sweep": {
         "task": "outbox.relay",
         "schedule": schedule(env.float("OUTBOX_SWEEP_SECONDS", default=1.0)),
-        # A sweep that waited longer than its interval is superseded by the next.
-        "options": {"expires": env.float("OUTBOX_SWEEP_SECONDS", default=1.0)},
+        # No "expires": it is checked on the worker's clock against the beat host's,
+        # and a skew or a queue a second behind would revoke every sweep. Sweeps that
+        # queued up during an outage are cheap passes that find nothing to do.
     },
     # Customer mail the on-commit send missed (no expiry: a late sweep is still useful).
     "notifications-send-due": {
@@ -281,8 +285,12 @@ OUTBOX = {
     # deliveries/s, 50 -> 2,050, 100 -> 2,420. Batches only form under load;
     # at light load every task carries one delivery.
     "TASK_BATCH_SIZE": env.int("OUTBOX_TASK_BATCH_SIZE", default=100),
-    # A dispatched delivery not done after this is dispatched again.
+    # A dispatched delivery not done after this is dispatched again: if no handler
+    # started it (a lost message, workers down), without spending an attempt and
+    # after a lease twice as long each time, up to LEASE_CAP_SECONDS; if one
+    # started, its worker was lost, and that attempt is recorded as failed.
     "LEASE_SECONDS": env.float("OUTBOX_LEASE_SECONDS", default=60.0),
+    "LEASE_CAP_SECONDS": env.float("OUTBOX_LEASE_CAP_SECONDS", default=900.0),
     # Default retry policy; a subscription may override each.
     "MAX_ATTEMPTS": env.int("OUTBOX_MAX_ATTEMPTS", default=8),
     "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2.0),

@@ -4,7 +4,7 @@ import os
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, env, share_prometheus_metrics
+from .base import INSTALLED_APPS, OUTBOX, env, share_prometheus_metrics
 
 SECRET_KEY = env("SECRET_KEY", default="test-only-secret-key-not-for-deployment")
 DEBUG = False
@@ -25,6 +25,10 @@ DATABASES["sandbox"] = {
     "TEST": {"MIRROR": "default"},
 }
 CELERY_BROKER_URL = env("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
+# Tests run workers with leases of a few seconds; the time limits follow, keeping
+# the outbox's rule (soft < hard < lease) unless a test sets them itself.
+CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=0.8 * OUTBOX["LEASE_SECONDS"])
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=0.6 * OUTBOX["LEASE_SECONDS"])
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
 # Mail stays in memory (django.core.mail.outbox) unless TEST_EMAIL_URL points at

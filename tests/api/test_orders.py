@@ -737,7 +737,7 @@ def test_the_owner_reads_the_orders_events_in_causal_order_with_their_deliveries
     assert body["results"][1]["version"] == 2
     assert body["results"][1]["event_id"] == str(confirmed.event_id)
     expected = [
-        {"handler": d.handler, "status": "dispatched", "attempts": 1}
+        {"handler": d.handler, "status": "dispatched", "attempts": 0}
         for d in Delivery.objects.filter(event=confirmed).order_by("id")
     ]
     assert body["results"][1]["deliveries"] == expected

@@ -1,24 +1,29 @@
-"""Fault injection: a broker that forgets, a worker killed mid-handler, late commits, racing relays.
+"""Fault injection: a broker that forgets, workers killed or gone for many leases, poison
+deliveries that kill their worker, time limits, late commits, racing relays, dropped connections.
 
-Each test runs its own relay and worker processes, so that it can kill them.
+Each test runs its own relay and worker processes, so that it can kill them;
+a test that stops the broker runs a redis-server of its own.
 """
 
 import itertools
 import random
 import threading
 import uuid
+from collections import Counter
 
 import pytest
+import redis as redis_lib
 from django.db import connection, transaction
 from django.db.models import Count
 
 from outbox.models import Delivery, OutboxEvent
 from outbox.publishing import publish
-from tests.outbox.probe.events import Flaked, Pinged, Slept
+from tests.outbox.probe.events import Crashed, Flaked, Pinged, Slept
 from tests.outbox.probe.models import Effect
 from tests.support.broker import queued_delivery_batches
 from tests.support.events import outbox_row
 from tests.support.processes import start_relay, start_worker, wait_for
+from tests.support.web import RedisServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers, pytest.mark.faults]
 
@@ -31,28 +36,80 @@ def processes(no_live_outbox):
         process.stop()
 
 
-def test_deliveries_lost_by_a_flushed_redis_are_all_handled_once_after_their_lease(processes, redis):
-    # given a relay (3 s lease) and no worker: 100 deliveries dispatched into Redis, none done
-    processes.append(start_relay(OUTBOX_LEASE_SECONDS="3"))
+@pytest.fixture
+def broker():
+    """A redis-server of the test's own, to stop and restart empty."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def _client(server: RedisServer) -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(server.url)
+
+
+def _lease(seconds: float) -> dict[str, str]:
+    """Worker and relay settings for a lease of ``seconds``, keeping soft < hard < lease."""
+    return {
+        "OUTBOX_LEASE_SECONDS": str(seconds),
+        "CELERY_TASK_TIME_LIMIT": str(0.8 * seconds),
+        "CELERY_TASK_SOFT_TIME_LIMIT": str(0.6 * seconds),
+    }
+
+
+def test_a_broker_restarted_empty_loses_no_delivery_and_spends_no_attempt(processes, broker):
+    # given a relay (3 s lease) and no worker: 100 deliveries dispatched into the broker, none started
+    env = {"TEST_BROKER_URL": broker.url, **_lease(3)}
+    processes.append(start_relay(**env))
     with transaction.atomic():
         events = [publish(Flaked(thing_id=uuid.uuid4())) for _ in range(100)]
-    wait_for(lambda: _queued_ids(redis) >= 100, timeout=20, what="100 deliveries sent to Redis")
+    wait_for(lambda: _queued_ids(_client(broker)) >= 100, timeout=20, what="100 deliveries sent to the broker")
     assert Delivery.objects.filter(status="dispatched").count() == 100
-    # when Redis loses everything, and only then a worker arrives
-    redis.flushall()
-    processes.append(start_worker(queues="probe", OUTBOX_LEASE_SECONDS="3"))
-    # then every delivery is handled, each exactly once
-    wait_for(lambda: Delivery.objects.filter(status="done").count() == 100, timeout=60, what="all 100 done")
+    # when the broker restarts with nothing kept, and only then a worker arrives
+    broker.shutdown()
+    broker.start()
+    processes.append(start_worker(queues="probe", **env))
+    # then every delivery is handled exactly once, on its first attempt, after being sent again
+    wait_for(lambda: Delivery.objects.filter(status="done").count() == 100, timeout=60, what=processes[0].output)
     per_event = Effect.objects.filter(handler="flaky").values("event_id").annotate(n=Count("id"))
     assert sorted(row["n"] for row in per_event) == [1] * 100
     assert {row["event_id"] for row in per_event} == {e.event_id for e in events}
-    assert min(Delivery.objects.values_list("attempts", flat=True)) >= 2  # each was dispatched again
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+    assert min(Delivery.objects.values_list("redispatches", flat=True)) >= 1
+
+
+def test_every_worker_down_for_ten_leases_spends_no_attempt_buries_nothing_and_piles_up_no_copies(processes, broker):
+    # given a relay with a 1 s lease and no worker at all
+    env = {"TEST_BROKER_URL": broker.url, **_lease(1)}
+    processes.append(start_relay(**env))
+    with transaction.atomic():
+        events = [publish(Flaked(thing_id=uuid.uuid4())) for _ in range(30)]
+    # when more than ten leases pass (each unstarted lease that runs out re-sends, waiting twice as long)
+    wait_for(
+        lambda: Delivery.objects.filter(redispatches__gte=4).count() == 30,  # at 1 + 2 + 4 + 8 = 15 leases
+        timeout=40,
+        what="the deliveries to be re-sent four times",
+    )
+    # then no attempt was spent, nothing is dead, and each delivery has a handful of copies, not one per lease
+    assert set(Delivery.objects.values_list("attempts", "status")) == {(0, "dispatched")}
+    copies = Counter(i for batch in queued_delivery_batches(_client(broker), "probe") for i in batch)
+    redispatches = dict(Delivery.objects.values_list("id", "redispatches"))
+    assert all(copies[i] <= redispatches[i] + 1 <= 5 for i in redispatches), (copies, redispatches)
+    # and when a worker comes back, each is handled once, on its first attempt; stale copies run nothing
+    processes.append(start_worker(queues="probe", **env))
+    wait_for(lambda: Delivery.objects.filter(status="done").count() == 30, timeout=30, what=processes[-1].output)
+    wait_for(lambda: not queued_delivery_batches(_client(broker), "probe"), timeout=30, what="every copy consumed")
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+    assert sorted(Effect.objects.filter(handler="flaky").values_list("event_id", flat=True)) == sorted(
+        e.event_id for e in events
+    )
 
 
 def test_a_worker_killed_inside_a_handler_leaves_the_delivery_to_another_worker(processes, redis):
     # given a worker running a handler that sleeps on its first start
-    processes.append(start_relay(OUTBOX_LEASE_SECONDS="2"))
-    doomed = start_worker(queues="probe", concurrency=1, OUTBOX_LEASE_SECONDS="2")
+    env = _lease(10)
+    processes.append(start_relay(**env))
+    doomed = start_worker(queues="probe", concurrency=1, **env)
     processes.append(doomed)
     with transaction.atomic():
         event = publish(Slept(thing_id=uuid.uuid4(), seconds=60))
@@ -61,12 +118,59 @@ def test_a_worker_killed_inside_a_handler_leaves_the_delivery_to_another_worker(
     # when the whole worker is killed with SIGKILL mid-handler
     doomed.kill()
     assert Delivery.objects.get(event=event).status == "dispatched"
-    processes.append(start_worker(queues="probe", OUTBOX_LEASE_SECONDS="2"))
-    # then another worker completes it, and its effects happened once
-    wait_for(lambda: Delivery.objects.get(event=event).status == "done", timeout=30, what="the delivery to be done")
+    processes.append(start_worker(queues="probe", **env))
+    # then, once its lease runs out, another worker completes it, and its effects happened once
+    wait_for(lambda: Delivery.objects.get(event=event).status == "done", timeout=40, what="the delivery to be done")
     assert redis.llen(starts) == 2  # started twice: killed once, completed once
     assert Effect.objects.filter(handler="slow", event_id=event.event_id).count() == 1
-    assert Delivery.objects.get(event=event).attempts == 2
+    delivery = Delivery.objects.get(event=event)
+    assert (delivery.attempts, delivery.crashes) == (2, 1)  # the lost attempt counts, and is on record
+    assert "was lost before it finished" in delivery.last_error
+
+
+def test_a_delivery_that_kills_its_worker_goes_dead_alone_and_its_batch_siblings_finish_once(processes):
+    # given one batch of eight deliveries of a handler, two of which kill the worker process running them
+    env = _lease(3)
+    processes.append(start_relay(**env))
+    processes.append(start_worker(queues="probe", concurrency=1, **env))
+    hows = ["", "", "sigkill", "", "", "exit", "", ""]
+    with transaction.atomic():
+        events = [publish(Crashed(thing_id=uuid.uuid4(), how=how)) for how in hows]
+    # when
+    wait_for(
+        lambda: Delivery.objects.filter(event__in=events, status__in=["done", "dead"]).count() == len(events),
+        timeout=90,
+        what=processes[-1].output,
+    )
+    # then the six good ones were handled exactly once, and only the two poisons are dead
+    deliveries = {d.event_id: d for d in Delivery.objects.filter(event__in=events)}
+    good = [e for e, how in zip(events, hows, strict=True) if not how]
+    poison = [e for e, how in zip(events, hows, strict=True) if how]
+    assert {deliveries[e.id].status for e in good} == {"done"}
+    assert sorted(Effect.objects.filter(handler="crash").values_list("event_id", flat=True)) == sorted(
+        e.event_id for e in good
+    )
+    assert all(deliveries[e.id].attempts <= 2 for e in good)  # at most the batch that died, then alone
+    for event in poison:
+        delivery = deliveries[event.id]
+        assert (delivery.status, delivery.attempts, delivery.crashes) == ("dead", 3, 3)
+        assert "The worker was lost during attempt 3 of 3, the last allowed" in delivery.last_error
+
+
+def test_the_soft_time_limit_stops_a_batch_between_deliveries_and_spends_no_attempt_on_the_rest(processes):
+    # given a worker whose tasks have a soft time limit of 1.2 s, and 20 deliveries of a 0.1 s handler
+    env = _lease(2)
+    processes.append(start_relay(**env))
+    worker = start_worker(queues="probe", concurrency=1, **env)
+    processes.append(worker)
+    with transaction.atomic():
+        events = [publish(Slept(thing_id=uuid.uuid4(), seconds=0.1)) for _ in range(20)]
+    # when they are run
+    wait_for(lambda: Effect.objects.filter(handler="slow").count() == 20, timeout=60, what=worker.output)
+    # then batches stopped at a delivery boundary and handed the rest back: no failure, one attempt each
+    wait_for(lambda: Delivery.objects.filter(event__in=events, status="done").count() == 20, timeout=10)
+    assert set(Delivery.objects.filter(event__in=events).values_list("attempts", "last_error")) == {(1, "")}
+    assert "handed back" in worker.output()
 
 
 def test_events_committed_out_of_id_order_are_all_delivered_once(processes):
@@ -126,7 +230,7 @@ def test_two_relays_over_ten_thousand_events_dispatch_each_delivery_exactly_once
     assert len(ids) == 10_000
     assert len(set(ids)) == 10_000
     assert set(ids) == set(Delivery.objects.values_list("id", flat=True))
-    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {0}  # sent, not started
     assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()
     redis.delete("probe")
 
@@ -137,8 +241,8 @@ def _queued_ids(redis) -> int:
 
 def test_relay_and_worker_recover_when_the_database_drops_their_connections(processes):
     # given a relay and a worker that have been working
-    processes.append(start_relay(OUTBOX_LEASE_SECONDS="2"))
-    processes.append(start_worker(queues="probe", OUTBOX_LEASE_SECONDS="2"))
+    processes.append(start_relay(**_lease(2)))
+    processes.append(start_worker(queues="probe", **_lease(2)))
     with transaction.atomic():
         first = publish(Pinged(thing_id=uuid.uuid4()))
     wait_for(lambda: Effect.objects.filter(event_id=first.event_id).count() == 3, timeout=20, what="warm-up")
@@ -150,7 +254,8 @@ def test_relay_and_worker_recover_when_the_database_drops_their_connections(proc
         )
     with transaction.atomic():
         events = [publish(Pinged(thing_id=uuid.uuid4())) for _ in range(5)]
-    # then the next events are still delivered, each once
+    # then the next events are still delivered, each once, and no attempt was spent on the lost connections
     ids = {e.event_id for e in events}
     wait_for(lambda: Effect.objects.filter(event_id__in=ids).count() == 15, timeout=60, what=processes[0].output)
     assert Effect.objects.filter(event_id__in=ids).values("handler", "event_id").distinct().count() == 15
+    assert set(Delivery.objects.filter(event__in=events).values_list("attempts", flat=True)) == {1}

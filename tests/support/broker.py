@@ -6,15 +6,20 @@ import json
 import redis as redis_lib
 
 
-def queued_delivery_batches(client: redis_lib.Redis, queue: str) -> list[list[int]]:
-    """The delivery-id lists of the ``outbox.run_deliveries`` tasks waiting in ``queue``."""
-    batches = []
+def queued_task_args(client: redis_lib.Redis, queue: str) -> list[list]:
+    """The arguments (delivery ids, dispatch token) of the ``outbox.run_deliveries`` tasks waiting in ``queue``."""
+    found = []
     for raw in client.lrange(queue, 0, -1):
         message = json.loads(raw)
         if message["headers"]["task"] == "outbox.run_deliveries":
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            batches.append(args[0])
-    return batches
+            found.append(args)
+    return found
+
+
+def queued_delivery_batches(client: redis_lib.Redis, queue: str) -> list[list[int]]:
+    """The delivery-id lists of the ``outbox.run_deliveries`` tasks waiting in ``queue``."""
+    return [args[0] for args in queued_task_args(client, queue)]
 
 
 def in_flight_delivery_ids(client: redis_lib.Redis, queue: str) -> set[int]:

@@ -69,3 +69,14 @@ class Broke(DomainEvent):
     aggregate_id_field: ClassVar[str] = "thing_id"
 
     thing_id: UUID
+
+
+class Crashed(DomainEvent):
+    """Delivered to a handler that kills its own worker process when ``how`` says so."""
+
+    event_type: ClassVar[str] = "probe.Crashed"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    how: str = ""  # "sigkill" or "exit": how the handler kills its process; "" to just record

@@ -5,6 +5,7 @@ started, how often the flaky one failed) go to Redis, which no rollback undoes.
 """
 
 import os
+import signal
 import time
 
 import redis
@@ -13,7 +14,7 @@ from django.conf import settings
 from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
-from .events import Broke, Flaked, Pinged, Priced, Slept, Stepped
+from .events import Broke, Crashed, Flaked, Pinged, Priced, Slept, Stepped
 from .models import Effect, Switch
 
 
@@ -71,6 +72,15 @@ def breakable(event: Broke, envelope: Envelope) -> None:
     _record("breakable", event, envelope)
 
 
+def crash(event: Crashed, envelope: Envelope) -> None:
+    """A poison for the events that say so: it takes its worker process down with it, every time."""
+    if event.how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if event.how == "exit":
+        os._exit(3)
+    _record("crash", event, envelope)
+
+
 SUBSCRIPTIONS = [
     Subscription(Pinged, record_a),
     Subscription(Pinged, record_b),
@@ -80,4 +90,5 @@ SUBSCRIPTIONS = [
     Subscription(Flaked, flaky, max_attempts=5, backoff_base=0.3, backoff_cap=5),
     Subscription(Slept, slow, max_attempts=10, backoff_base=0.1),
     Subscription(Broke, breakable, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
+    Subscription(Crashed, crash, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
 ]

@@ -1,0 +1,188 @@
+"""Attempt accounting, in-process: an attempt is a handler that started, and only that.
+
+The runner commits the start of a batch before its handlers run; copies of
+old dispatches start nothing; an attempt found started and abandoned is
+recorded as a lost worker; a batch stops at a delivery boundary before its
+soft time limit and gives back what it did not run; a dropped database
+connection re-runs the same attempt instead of spending another.
+"""
+
+import time
+import uuid
+from datetime import timedelta
+
+import psycopg
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import connection, transaction
+from django.utils import timezone
+
+from outbox.models import Delivery
+from outbox.publishing import publish
+from outbox.relay import dispatch_due, fan_out
+from outbox.runner import START_GRACE_SECONDS, run_deliveries
+from outbox.subscriptions import Subscription, subscriptions
+from tests.outbox.probe.events import Pinged
+from tests.outbox.probe.models import Effect
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def subscribe():
+    """Subscribe a test's own handler to probe.Pinged for the test's duration."""
+    added = []
+
+    def add(handler, **options) -> str:
+        added.append(subscriptions.add(Subscription(Pinged, handler, **options), app_label="probe").name)
+        return added[-1]
+
+    yield add
+    for name in added:
+        subscriptions.remove(name)
+
+
+def _dispatched(handler: str, count: int = 1) -> list[Delivery]:
+    with transaction.atomic():
+        events = [publish(Pinged(thing_id=uuid.uuid4(), seq=n)) for n in range(count)]
+    fan_out(batch_size=100)
+    return list(Delivery.objects.filter(event__in=events, handler=handler).order_by("id"))
+
+
+def _committed_row(delivery_id: int) -> tuple:
+    """The delivery as another connection sees it: only what has been committed."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None
+    ) as other:
+        return other.execute(
+            "SELECT attempts, started_at IS NOT NULL FROM outbox_delivery WHERE id = %s", [delivery_id]
+        ).fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_start_of_an_attempt_is_committed_before_the_handler_runs(subscribe, no_live_outbox):
+    # given a handler that looks at its own delivery from another connection
+    seen = []
+    name = subscribe(lambda event, envelope: seen.append((envelope.attempt, _committed_row(delivery_id))))
+    [delivery] = _dispatched(name)
+    delivery_id = delivery.id
+    # when
+    run_deliveries([delivery.id], token=delivery.dispatch_token)
+    # then the handler ran once, on attempt 1, whose start was already committed
+    assert seen == [(1, (1, True))]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("done", 1)
+
+
+def test_a_copy_of_an_older_dispatch_is_dropped_without_running_or_spending_anything():
+    # given a delivery sent again (its lease ran out before any handler started it)
+    [delivery] = _dispatched("probe.record_a")
+    old_token = delivery.dispatch_token
+    Delivery.objects.filter(id=delivery.id).update(due_at=timezone.now() - timedelta(seconds=1))
+    dispatch_due(batch_size=10)
+    # when the first, stale copy reaches a runner
+    report = run_deliveries([delivery.id], token=old_token)
+    # then
+    delivery.refresh_from_db()
+    assert report.skipped == [delivery.id]
+    assert (delivery.status, delivery.attempts) == ("dispatched", 0)
+    assert not Effect.objects.exists()
+    # and the current copy runs it
+    run_deliveries([delivery.id], token=delivery.dispatch_token)
+    assert Effect.objects.filter(handler="a").count() == 1
+
+
+def test_an_abandoned_attempt_is_recorded_as_a_lost_worker_and_the_delivery_goes_on_alone():
+    # given a delivery whose attempt 1 started long enough ago and never finished
+    [delivery] = _dispatched("probe.record_a")
+    Delivery.objects.filter(id=delivery.id).update(attempts=1, started_at=timezone.now() - timedelta(seconds=10))
+    # when its task comes round again (the broker redelivered it after the worker died)
+    report = run_deliveries([delivery.id], token=delivery.dispatch_token)
+    # then the lost attempt is recorded, with backoff, and nothing ran
+    delivery.refresh_from_db()
+    assert report.failed == [delivery.id]
+    assert (delivery.status, delivery.attempts, delivery.crashes, delivery.started_at) == ("pending", 1, 1, None)
+    assert "The worker running attempt 1 of 8 was lost" in delivery.last_error
+    assert delivery.due_at > timezone.now()
+    assert not Effect.objects.exists()
+
+
+def test_an_attempt_started_a_moment_ago_is_left_to_the_runner_that_started_it():
+    [delivery] = _dispatched("probe.record_a")
+    Delivery.objects.filter(id=delivery.id).update(attempts=1, started_at=timezone.now())
+    report = run_deliveries([delivery.id], token=delivery.dispatch_token)
+    delivery.refresh_from_db()
+    assert report.busy == [delivery.id]
+    assert (delivery.status, delivery.attempts, delivery.crashes) == ("dispatched", 1, 0)
+    assert START_GRACE_SECONDS > 0
+
+
+def test_a_batch_past_its_deadline_hands_back_what_it_did_not_start_unspent(subscribe):
+    # given a batch of three deliveries of a handler that takes 50 ms
+    name = subscribe(lambda event, envelope: time.sleep(0.05))
+    deliveries = _dispatched(name, count=3)
+    # when the batch must stop 20 ms in
+    report = run_deliveries([d.id for d in deliveries], deadline=time.monotonic() + 0.02)
+    # then the first ran, the others are back to pending with no attempt spent
+    rows = {d.id: d for d in Delivery.objects.filter(handler=name)}
+    first, *rest = deliveries
+    assert (report.done, sorted(report.handed_back)) == ([first.id], sorted(d.id for d in rest))
+    assert (rows[first.id].status, rows[first.id].attempts) == ("done", 1)
+    assert {(rows[d.id].status, rows[d.id].attempts, rows[d.id].started_at) for d in rest} == {("pending", 0, None)}
+
+
+def test_a_handler_interrupted_by_the_soft_time_limit_fails_and_its_batch_stops_at_that_boundary(subscribe):
+    # given a batch of three, whose second handler run is interrupted by the soft time limit
+    runs = []
+
+    def handler(event, envelope):
+        runs.append(envelope.event_id)
+        if len(runs) == 2:
+            raise SoftTimeLimitExceeded()
+        Effect.objects.create(handler="timed", event_id=envelope.event_id, aggregate_id="x")
+
+    name = subscribe(handler)
+    first, second, third = _dispatched(name, count=3)
+    # when
+    report = run_deliveries([first.id, second.id, third.id])
+    # then what finished committed, the interrupted one failed, the third went back unspent
+    assert (report.done, report.failed, report.handed_back) == ([first.id], [second.id], [third.id])
+    assert list(Effect.objects.filter(handler="timed").values_list("event_id", flat=True)) == [runs[0]]
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert (second.status, second.attempts) == ("pending", 1)
+    assert "soft time limit" in second.last_error
+    assert (third.status, third.attempts) == ("pending", 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_dropped_mid_run_reruns_the_same_attempt(subscribe, no_live_outbox):
+    # given a handler whose first run has the database drop the worker's connection
+    runs = []
+
+    def handler(event, envelope):
+        runs.append(envelope.attempt)
+        Effect.objects.create(handler="dropped", event_id=envelope.event_id, aggregate_id="x")
+        if len(runs) == 1:
+            _terminate(connection.cursor().connection.info.backend_pid)
+            Effect.objects.count()  # the next statement finds the connection gone
+
+    name = subscribe(handler)
+    [delivery] = _dispatched(name)
+    # when
+    report = run_deliveries([delivery.id], token=delivery.dispatch_token)
+    # then the same attempt ran again on a new connection, and its effect is there once
+    delivery.refresh_from_db()
+    assert report.done == [delivery.id]
+    assert runs == [1, 1]
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("done", 1, "")
+    assert Effect.objects.filter(handler="dropped").count() == 1
+
+
+def _terminate(pid: int) -> None:
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None, autocommit=True
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
