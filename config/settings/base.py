@@ -276,7 +276,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # OUTBOX
 # ------------------------------------------------------------------------------
-# The event machinery's tuning knobs; see docs/operating-the-outbox.md.
+# The event machinery's tuning knobs; see docs/operations.md.
 OUTBOX = {
     # Events fanned out per relay transaction.
     "RELAY_BATCH_SIZE": env.int("OUTBOX_RELAY_BATCH_SIZE", default=500),

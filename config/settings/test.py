@@ -35,8 +35,11 @@ CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379
 # a real server, as the mail sink of tests/support/mail.py does for workers.
 vars().update(env.email_url("TEST_EMAIL_URL", default="memorymail://"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# An app of test-only events and handlers, used to prove the outbox itself.
+# An app of test-only events and handlers, used to prove the outbox itself. Its
+# handlers note what no rollback may undo (how often they started) in this Redis;
+# by default the broker's, which the chaos suite stops, so it points them elsewhere.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.outbox.probe"]
+PROBE_SIDE_CHANNEL_URL = env("TEST_SIDE_CHANNEL_URL", default=CELERY_BROKER_URL)
 # The real web server the browser tests drive serves the admin's CSS itself.
 WHITENOISE_USE_FINDERS = True
 # The schema and fault tests sign in far more often than a person would.

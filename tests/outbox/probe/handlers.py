@@ -19,7 +19,7 @@ from .models import Effect, Switch
 
 
 def side_channel() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return redis.Redis.from_url(settings.PROBE_SIDE_CHANNEL_URL)
 
 
 def _record(handler: str, event, envelope: Envelope, **fields) -> None:
