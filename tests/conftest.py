@@ -7,6 +7,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections
@@ -42,6 +43,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(f"Redis at {settings.CELERY_BROKER_URL} is not reachable: {exc}")
     if problems:
         pytest.exit("\n".join(problems) + "\n" + HOW_TO_START, returncode=3)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, with empty tables even when ``--reuse-db`` found a killed run's rows in it.
+
+    A run stopped mid-way (a timeout, a killed session) never reaches the
+    flush of its last transactional test; the next run would otherwise start
+    on its orders, events and deliveries.
+    """
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+    return django_db_setup
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,8 +13,8 @@ def system(request, transactional_db, no_live_outbox):
 
     It needs the tables to itself, so the session's standard relay and worker
     are stopped first. A process that dies by itself is started again, as a
-    process supervisor would (celery 5.7.0 workers exit when a Redis broker
-    goes away while they hold unacknowledged tasks); ``system.crashes()`` lists them.
+    process supervisor would, and ``system.crashes()`` lists it: a test that
+    kills nothing by hand can assert that list is empty (the chaos suite does).
     """
     with System(broker=request.param, restart_crashed=True, OUTBOX_LEASE_SECONDS="5") as started:
         yield started
