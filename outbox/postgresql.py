@@ -128,11 +128,23 @@ def prefer_index_scans() -> None:
 
 
 START_SQL = """
-WITH batch AS (
-    SELECT id, started_at FROM outbox_delivery
+WITH own AS (
+    SELECT id, queue, started_at, crashes FROM outbox_delivery
     WHERE id = ANY(%(ids)s) AND status = 'dispatched' AND (%(token)s::bigint IS NULL OR dispatch_token = %(token)s)
     ORDER BY id
     FOR UPDATE SKIP LOCKED
+), taken AS (
+    SELECT d.id, d.queue, NULL::timestamptz AS started_at, d.crashes FROM outbox_delivery d
+    WHERE %(take)s > 0
+      AND d.queue = (SELECT queue FROM own LIMIT 1)
+      AND NOT EXISTS (SELECT 1 FROM own WHERE own.crashes > 0)
+      AND d.status = 'dispatched' AND d.started_at IS NULL AND d.crashes = 0 AND NOT d.id = ANY(%(ids)s)
+      AND d.dispatched_at < now() - %(backlog)s * interval '1 second'
+    ORDER BY d.dispatched_at
+    LIMIT %(take)s
+    FOR UPDATE OF d SKIP LOCKED
+), batch AS (
+    SELECT id, started_at FROM own UNION ALL SELECT id, started_at FROM taken
 ), started AS (
     UPDATE outbox_delivery d
     SET attempts = d.attempts + 1, started_at = now(), due_at = now() + %(lease)s * interval '1 second'
@@ -144,16 +156,24 @@ FROM batch b LEFT JOIN started s ON s.id = b.id
 """
 
 
-def start(*, delivery_ids: list[int], token: int | None, lease: float, grace: float) -> list[tuple]:
+def start(
+    *, delivery_ids: list[int], token: int | None, lease: float, grace: float, take: int, backlog: float
+) -> list[tuple]:
     """Record, committed, that this runner starts the batch's dispatched deliveries; one statement.
 
-    Returns ``(id, started_at, lost)`` for each delivery of the message that
-    is dispatched under ``token`` and that no runner holds: ``started_at`` is
-    set for those it started now; for one started before (``started_at``
-    None), ``lost`` says whether that start is older than ``grace``.
+    It also takes up to ``take`` more deliveries that have waited unstarted in
+    the same queue for ``backlog`` seconds or more, oldest first (not when the
+    message is one of a delivery that crashed a worker, which runs alone):
+    under a backlog a task then does a batch's work, and those deliveries' own
+    messages find them done. At light load nothing waits that long. Returns
+    ``(id, started_at, lost)`` for each delivery dispatched under ``token``
+    (or taken) that no runner holds: ``started_at`` is set for those it
+    started now; for one started before (``started_at`` None), ``lost`` says
+    whether that start is older than ``grace``.
     """
+    params = {"ids": delivery_ids, "token": token, "lease": lease, "grace": grace, "take": take, "backlog": backlog}
     with connection.cursor() as cursor:
-        cursor.execute(START_SQL, {"ids": delivery_ids, "token": token, "lease": lease, "grace": grace})
+        cursor.execute(START_SQL, params)
         return cursor.fetchall()
 
 
@@ -170,10 +190,19 @@ FOR UPDATE OF d SKIP LOCKED
 """
 
 
-def claim(delivery_ids: list[int], *, started_at: datetime) -> list[Delivery]:
-    """Lock the deliveries this runner started at ``started_at``, with their events."""
+WAITING_CLAIM_SQL = "SET LOCAL lock_timeout = '3s';" + CLAIM_SQL.replace("SKIP LOCKED", "")
+
+
+def claim(delivery_ids: list[int], *, started_at: datetime, wait: bool = False) -> list[Delivery]:
+    """Lock the deliveries this runner started at ``started_at``, with their events.
+
+    Rows another transaction holds are skipped, or with ``wait`` waited for
+    (up to 3 s, then ``OperationalError``).
+    """
     with connection.cursor() as cursor:
-        cursor.execute(CLAIM_SQL, {"ids": delivery_ids, "started_at": started_at})
+        cursor.execute(WAITING_CLAIM_SQL if wait else CLAIM_SQL, {"ids": delivery_ids, "started_at": started_at})
+        if wait:
+            cursor.nextset()  # past the SET
         return [_delivery(row) for row in cursor.fetchall()]
 
 

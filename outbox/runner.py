@@ -4,7 +4,11 @@ Two steps. **Start**: one committed statement records that this runner
 starts the batch's deliveries (``started_at``, ``attempts + 1``, a fresh
 lease); only that counts as an attempt, so a message the broker lost, or that
 waited out an outage, costs none. A copy of a message from an older dispatch
-(another token) starts nothing and is dropped unread. **Run**: one
+(another token) starts nothing and is dropped unread. On PostgreSQL the start
+also takes other deliveries that have waited a second or more in the same
+queue, up to ``TASK_BATCH_SIZE``, oldest first: under a backlog one task does
+a batch's work, and the messages of those deliveries, when they come up, find
+them done. **Run**: one
 transaction per batch, one savepoint per delivery; each delivery's handler
 effects, its inbox row, its "done" mark and any events it published commit
 together, or (on an exception) none of them do and the delivery is scheduled
@@ -35,10 +39,11 @@ from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Value
 from django.db.models.functions import Now
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from . import metrics, postgresql
 from .context import Cause, caused_by
@@ -55,6 +60,9 @@ T = TypeVar("T")
 # committed their start. A start younger than this that no runner holds may be
 # that moment, so it is not taken for a lost worker yet.
 START_GRACE_SECONDS = 2.0
+# A delivery that waited this long in its queue is part of a backlog: a runner that
+# starts a task in that queue takes it along (see postgresql.start).
+BACKLOG_SECONDS = 1.0
 # Reconnecting after the database dropped the connection: pauses between tries.
 RECONNECT_PAUSES = (0.2, 1.0, 3.0)
 
@@ -87,7 +95,11 @@ class _HandlerFailed(Exception):
 
 
 class _OutOfTime(Exception):
-    """The soft time limit interrupted a handler: stop the batch after recording it."""
+    """The soft time limit interrupted a handler: the batch stops; that delivery failed, the rest go back."""
+
+    def __init__(self, delivery: Delivery, trace: str) -> None:
+        super().__init__("soft time limit")
+        self.delivery, self.trace = delivery, trace
 
 
 class ConnectionLost(Exception):
@@ -137,7 +149,15 @@ def _connection_lost() -> bool:
 def _start(delivery_ids: list[int], token: int | None) -> _Start:
     lease = settings.OUTBOX["LEASE_SECONDS"]
     if connection.vendor == "postgresql":
-        rows = postgresql.start(delivery_ids=delivery_ids, token=token, lease=lease, grace=START_GRACE_SECONDS)
+        take = max(0, settings.OUTBOX["TASK_BATCH_SIZE"] - len(delivery_ids))
+        rows = postgresql.start(
+            delivery_ids=delivery_ids,
+            token=token,
+            lease=lease,
+            grace=START_GRACE_SECONDS,
+            take=take,
+            backlog=BACKLOG_SECONDS,
+        )
     else:
         rows = _start_portable(delivery_ids, token, lease)
     started = [row[0] for row in rows if row[1] is not None]
@@ -196,9 +216,16 @@ def _run_started(start: _Start, report: RunReport, deadline: float | None) -> No
     try:
         _run_batch(start, report, deadline, isolate=len(start.started) > 1)
     except _HandlerFailed as failure:
-        if _connection_lost():
+        out_of_time = isinstance(failure.exc, SoftTimeLimitExceeded)
+        if _connection_lost() and not out_of_time:
             raise ConnectionLost() from failure
+        if out_of_time:
+            _cancel_running_query()
+        _reset_if_broken()
         _record_failure(failure, start.started_at, report)
+    except _OutOfTime as out_of_time:  # the interruption left the batch's transaction unusable: all rolled back
+        _reset_if_broken()
+        _give_up_at_the_time_limit(out_of_time, start, report)
 
 
 def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isolate: bool) -> None:
@@ -212,7 +239,15 @@ def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isol
             try:
                 outcome = _run_one(delivery, isolate=isolate)
             except _OutOfTime as out_of_time:
-                (report.dead if out_of_time.args[0].status == Status.DEAD else report.failed).append(delivery.id)
+                if not _transaction_usable():
+                    raise
+                failed = _fail(
+                    delivery,
+                    _describe(SoftTimeLimitExceeded()),
+                    out_of_time.trace,
+                    subscription=subscriptions.get(delivery.handler),
+                )
+                (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
                 handed_back = claimed[index + 1 :]
                 break
             if outcome is None:
@@ -227,9 +262,57 @@ def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isol
             kick_relay_on_commit()  # send the handed-back on, release an ordered key's next event
 
 
+def _give_up_at_the_time_limit(out_of_time: _OutOfTime, start: _Start, report: RunReport) -> None:
+    """After a rolled-back batch: the interrupted delivery failed; every other one goes back unspent.
+
+    The old connection's transaction may still hold the rows a moment (its
+    query was cancelled, its rollback is the server's to finish), so the
+    rows are waited for, briefly; if they stay locked, their lease will tell.
+    """
+    report.done.clear()
+    try:
+        with transaction.atomic():
+            claimed = _claim(start.started, start.started_at, wait=True)
+            for delivery in claimed:
+                if delivery.id == out_of_time.delivery.id:
+                    sub = subscriptions.get(delivery.handler)
+                    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), out_of_time.trace, subscription=sub)
+                    (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
+            back = [d for d in claimed if d.id != out_of_time.delivery.id]
+            _hand_back(back)
+            report.handed_back = [d.id for d in back]
+            kick_relay_on_commit()
+    except OperationalError:  # still locked: left to the lease
+        logger.warning("outbox: could not give back the deliveries of a batch stopped at its time limit", exc_info=True)
+
+
+def _transaction_usable() -> bool:
+    """Whether the batch's transaction can go on: an interrupted query may leave it aborted or still busy."""
+    if connection.needs_rollback or _connection_lost():
+        return False
+    return connection.vendor != "postgresql" or _pg_status() == TransactionStatus.INTRANS
+
+
+def _cancel_running_query() -> None:
+    """Ask the server to stop the query an interruption left running (a lock wait, say), so its locks go."""
+    if connection.vendor == "postgresql" and not _connection_lost() and _pg_status() == TransactionStatus.ACTIVE:
+        connection.connection.cancel_safe(timeout=2.0)
+
+
+def _reset_if_broken() -> None:
+    """Drop a connection left unusable (a query still running after an interruption); the next use reconnects."""
+    if _connection_lost() or (connection.vendor == "postgresql" and _pg_status() == TransactionStatus.ACTIVE):
+        connection.close()
+
+
+def _pg_status() -> "TransactionStatus":
+    return connection.connection.info.transaction_status
+
+
 def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report: RunReport) -> None:
+    """Record the failure of a one-delivery batch, in a transaction of its own (the batch's rolled back)."""
     with transaction.atomic():
-        claimed = _claim([failure.delivery.id], started_at)
+        claimed = _claim([failure.delivery.id], started_at, wait=True)  # only our rolled-back batch held it
         if not claimed:  # another runner took it over meanwhile
             report.skipped.append(failure.delivery.id)
             return
@@ -239,10 +322,10 @@ def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report
             kick_relay_on_commit()
 
 
-def _claim(delivery_ids: list[int], started_at: datetime | None) -> list[Delivery]:
-    """Lock the deliveries this runner started, that no other runner holds, with their events."""
+def _claim(delivery_ids: list[int], started_at: datetime | None, *, wait: bool = False) -> list[Delivery]:
+    """Lock the deliveries this runner started, that no other runner holds (or wait a moment), with their events."""
     if connection.vendor == "postgresql":
-        return postgresql.claim(delivery_ids, started_at=started_at)
+        return postgresql.claim(delivery_ids, started_at=started_at, wait=wait)
     already_handled = InboxEntry.objects.filter(handler=OuterRef("handler"), event_id=OuterRef("event__event_id"))
     return list(
         Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at=started_at)
@@ -291,10 +374,10 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
         trace = traceback.format_exc()
         if not isolate:
             raise _HandlerFailed(delivery, subscription, exc, trace) from exc
-        failed = _fail(delivery, _describe(exc), trace, subscription=subscription)
         if isinstance(exc, SoftTimeLimitExceeded):
-            raise _OutOfTime(failed) from exc
-        return failed
+            _cancel_running_query()
+            raise _OutOfTime(delivery, trace) from exc
+        return _fail(delivery, _describe(exc), trace, subscription=subscription)
     finally:
         metrics.HANDLER_SECONDS.labels(delivery.handler).observe(time.perf_counter() - started)
     return None

@@ -7,6 +7,8 @@ soft time limit and gives back what it did not run; a dropped database
 connection re-runs the same attempt instead of spending another.
 """
 
+import contextlib
+import signal
 import time
 import uuid
 from datetime import timedelta
@@ -23,7 +25,7 @@ from outbox.relay import dispatch_due, fan_out
 from outbox.runner import START_GRACE_SECONDS, run_deliveries
 from outbox.subscriptions import Subscription, subscriptions
 from tests.outbox.probe.events import Pinged
-from tests.outbox.probe.models import Effect
+from tests.outbox.probe.models import Effect, Switch
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +188,84 @@ def _terminate(pid: int) -> None:
         dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None, autocommit=True
     ) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_handler_interrupted_while_the_database_makes_it_wait_gives_its_batch_back_unspent(subscribe, no_live_outbox):
+    # given a batch of three whose second handler waits on a row another connection holds locked
+    Switch.objects.create(name="contended")
+    runs = []
+
+    def handler(event, envelope):
+        runs.append(envelope.event_id)
+        Effect.objects.create(handler="contended", event_id=envelope.event_id, aggregate_id="x")
+        if len(runs) == 2:
+            Switch.objects.select_for_update().get(name="contended")  # blocks until interrupted
+
+    name = subscribe(handler)
+    deliveries = _dispatched(name, count=3)
+    # when the soft time limit interrupts it in the middle of that query
+    with _row_locked_elsewhere("contended"), _soft_time_limit_in(0.5):
+        report = run_deliveries([d.id for d in deliveries], token=deliveries[0].dispatch_token)
+    # then the interrupted one failed, and the batch, rolled back, went back whole with no attempt spent
+    rows = {d.id: d for d in Delivery.objects.filter(handler=name)}
+    interrupted = next(d for d in rows.values() if d.attempts == 1)
+    assert (report.failed, sorted(report.handed_back)) == ([interrupted.id], sorted(set(rows) - {interrupted.id}))
+    assert "soft time limit" in interrupted.last_error
+    assert {(d.status, d.attempts) for i, d in rows.items() if i != interrupted.id} == {("pending", 0)}
+    assert not Effect.objects.filter(handler="contended").exists()
+
+
+@contextlib.contextmanager
+def _row_locked_elsewhere(switch: str):
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None
+    ) as other:
+        other.execute("SELECT 1 FROM probe_switch WHERE name = %s FOR UPDATE", [switch])
+        yield
+        other.rollback()
+
+
+@contextlib.contextmanager
+def _soft_time_limit_in(seconds: float):
+    """Raise SoftTimeLimitExceeded in this thread after ``seconds``, as Celery's pool does in a worker."""
+
+    def interrupt(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_runner_takes_along_deliveries_that_have_waited_in_its_queue_and_their_messages_find_them_done():
+    # given three deliveries of one queue that have waited a while, as in a backlog, and a fresh one
+    waited = _dispatched("probe.record_a", count=3)
+    Delivery.objects.filter(id__in=[d.id for d in waited]).update(dispatched_at=timezone.now() - timedelta(seconds=5))
+    [fresh] = _dispatched("probe.record_b")
+    # when the first one's task runs
+    report = run_deliveries([waited[0].id], token=waited[0].dispatch_token)
+    # then it took the others that waited along (each started, attempt 1), not the fresh one
+    assert set(report.done) >= {d.id for d in waited}
+    assert fresh.id not in report.done
+    assert set(Delivery.objects.filter(id__in=[d.id for d in waited]).values_list("status", "attempts")) == {
+        ("done", 1)
+    }
+    # and the others' own messages, when they come up, run nothing
+    for delivery in waited[1:]:
+        assert run_deliveries([delivery.id], token=delivery.dispatch_token).skipped == [delivery.id]
+    assert Effect.objects.filter(handler="a").count() == 3
+
+
+def test_a_delivery_that_crashed_a_worker_takes_nothing_along():
+    waited = _dispatched("probe.record_a", count=2)
+    Delivery.objects.filter(id__in=[d.id for d in waited]).update(dispatched_at=timezone.now() - timedelta(seconds=5))
+    Delivery.objects.filter(id=waited[0].id).update(crashes=1)
+    report = run_deliveries([waited[0].id], token=waited[0].dispatch_token)
+    assert report.done == [waited[0].id]
+    assert Delivery.objects.get(id=waited[1].id).status == "dispatched"
