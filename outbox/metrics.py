@@ -40,6 +40,11 @@ REDISPATCHES = Counter(
     "(not_started: no attempt spent), or after (worker_lost: the attempt is recorded as failed).",
     ["reason"],
 )
+LEASES_RENEWED = Counter(
+    "outbox_leases_renewed_total",
+    "Leases that ran out on deliveries still waiting in their queue (nothing sent after them has started): "
+    "renewed instead of sending a second copy.",
+)
 DUPLICATES_DROPPED = Counter(
     "outbox_duplicates_dropped_total",
     "Deliveries a runner was given and did not run because they were not theirs to run: already finished, "
@@ -62,7 +67,9 @@ def record_deliveries_done(handlers: Iterable[str]) -> None:
         DELIVERIES_DONE.labels(handler).inc()
 
 
-def record_redispatches(*, resent: int, lost: int) -> None:
+def record_redispatches(*, resent: int, lost: int, renewed: int = 0) -> None:
+    if renewed:
+        LEASES_RENEWED.inc(renewed)
     if resent:
         REDISPATCHES.labels("not_started").inc(resent)
     if lost:

@@ -117,6 +117,15 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["handler", "status"], name="outbox_delivery_open", condition=~Q(status="done")),
             models.Index(fields=["finished_at"], name="outbox_delivery_finished", condition=Q(status="done")),
+            # Has a queue moved past a delivery whose lease ran out unstarted? (relay._still_queued)
+            models.Index(
+                fields=["queue", "dispatched_at"], name="outbox_delivery_started", condition=Q(started_at__isnull=False)
+            ),
+            models.Index(
+                fields=["queue", "dispatched_at"],
+                name="outbox_delivery_waiting",
+                condition=Q(status="dispatched", started_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,11 +11,13 @@ run at once without dispatching a delivery twice:
 2. **Dispatch** due deliveries: new ones, ones whose retry time came, and
    dispatched ones whose lease ran out. A dispatch is not an attempt: only a
    handler that started is (the runner records it). A lease that ran out
-   before any handler started (the broker lost the message, every worker was
-   down) re-sends the delivery, each time after a lease twice as long, up to
-   ``LEASE_CAP_SECONDS``, so an hour's outage leaves a handful of copies per
-   delivery in the broker, not one per lease; the runner drops any copy
-   whose dispatch token is not the row's current one. A lease that ran out
+   before any handler started is renewed while the delivery's queue has not
+   reached it (a slow queue, or every worker down: one message per delivery
+   stays in the broker, however long that lasts); once the queue has moved
+   past it (the broker lost the message, a worker died holding it) the
+   delivery is sent again, each time after a lease twice as long, up to
+   ``LEASE_CAP_SECONDS``. The runner drops any copy whose dispatch token is
+   not the row's current one. A lease that ran out
    after a handler started means its worker was lost: that attempt is
    recorded as failed ("worker lost") and the delivery goes on in a task of
    its own, or is dead if that was its last attempt.
@@ -65,6 +67,7 @@ class RelayStats:
     held: int = 0  # deliveries fanned out pending, for an ordered handler to release
     resent: int = 0  # of the dispatched: leases that ran out before a handler started
     lost: int = 0  # of the dispatched and dead: attempts whose worker was lost
+    waiting: int = 0  # leases renewed, not sent again: their queue has not reached them yet
 
     def add(self, other: "RelayStats") -> None:
         for name in self.__dataclass_fields__:
@@ -195,8 +198,10 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
         if not due:
             return RelayStats()
         stats, token = RelayStats(), new_dispatch_token()
-        to_send = []
-        for delivery in due:
+        to_send, still_queued = [], _still_queued(due)
+        _extend_leases([d for d in due if d.id in still_queued])
+        stats.waiting = len(still_queued)
+        for delivery in (d for d in due if d.id not in still_queued):
             verdict = _verdict(delivery)
             if verdict.dead:
                 _bury(delivery, verdict.error, lost=verdict.lost)
@@ -238,6 +243,40 @@ def _dispatchable():
     return Delivery.objects.filter(status__in=Delivery.UNFINISHED, due_at__lte=Now()).filter(
         Q(ordering_key__isnull=True) | (~Exists(earlier) & ~Exists(unrelayed))
     )
+
+
+def _still_queued(due: list[Delivery]) -> set[int]:
+    """Of the due deliveries no handler started, those their queue has not yet reached.
+
+    Queues are consumed in order: if a delivery sent to the same queue after
+    this one has started, the queue has moved past this one's message, which
+    was lost (a broker that forgot, a worker that died holding it) and is sent
+    again. If nothing sent after it has started but something sent after it
+    still waits, the queue is merely slow or nobody consumes it (workers
+    down): the message is still there, and sending another copy would only
+    pile copies up. With nothing sent after it, there is no telling: it is
+    sent again.
+    """
+    unstarted = [d.id for d in due if d.status == Status.DISPATCHED and d.started_at is None]
+    if not unstarted:
+        return set()
+    later = Delivery.objects.filter(queue=OuterRef("queue"), dispatched_at__gt=OuterRef("dispatched_at"))
+    rows = (
+        Delivery.objects.filter(id__in=unstarted)
+        .annotate(
+            passed=Exists(later.filter(started_at__isnull=False)),
+            behind=Exists(later.filter(status=Status.DISPATCHED, started_at__isnull=True)),
+        )
+        .values_list("id", "passed", "behind")
+    )
+    return {delivery_id for delivery_id, passed, behind in rows if behind and not passed}
+
+
+def _extend_leases(deliveries: list[Delivery]) -> None:
+    """Give deliveries still waiting in their queue another lease; their message is not sent again."""
+    if deliveries:
+        lease = settings.OUTBOX["LEASE_SECONDS"]
+        Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(due_at=_in(lease))
 
 
 @dataclass(frozen=True)
@@ -345,7 +384,7 @@ def _dispatched(deliveries: list[Delivery], token: int, stats: RelayStats) -> No
     send(deliveries, token=token)
     from . import metrics
 
-    metrics.record_redispatches(resent=stats.resent, lost=stats.lost)
+    metrics.record_redispatches(resent=stats.resent, lost=stats.lost, renewed=stats.waiting)
 
 
 def send(deliveries: list[Delivery], *, token: int) -> None:

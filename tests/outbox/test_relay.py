@@ -247,3 +247,31 @@ def test_retrying_an_unknown_type_dead_letter_once_the_type_is_known_fans_the_ev
         assert Effect.objects.filter(handler="a", event_id=row.event_id).count() == 1
     finally:
         subscriptions.remove(sub.name)
+
+
+def test_a_lease_that_ran_out_unstarted_is_renewed_while_its_queue_has_not_reached_it(redis):
+    # given two deliveries sent to one queue one after the other, neither started (say, every worker is down)
+    first = _dispatched_delivery(**_expired())
+    later = _dispatched_delivery()
+    Delivery.objects.filter(id=later.id).update(dispatched_at=first.dispatched_at + timedelta(seconds=1))
+    redis.delete("probe")
+    # when the first one's lease runs out
+    stats = dispatch_due(batch_size=100)
+    # then it is not sent again: its message still waits in the queue, behind nothing that moved
+    first.refresh_from_db()
+    assert (stats.waiting, stats.resent, stats.dispatched) == (1, 0, 0)
+    assert (first.redispatches, first.attempts) == (0, 0)
+    assert first.due_at > timezone.now()
+    assert queued_delivery_batches(redis, "probe") == []
+
+
+def test_a_lease_that_ran_out_unstarted_after_its_queue_moved_past_it_sends_it_again():
+    # given a delivery whose lease ran out, and one sent to the same queue after it that a worker started
+    first = _dispatched_delivery(**_expired())
+    later = _dispatched_delivery(attempts=1, started_at=timezone.now())
+    Delivery.objects.filter(id=later.id).update(dispatched_at=first.dispatched_at + timedelta(seconds=1))
+    # when
+    stats = dispatch_due(batch_size=100)
+    # then its message was lost (the queue went past it): it is sent again
+    first.refresh_from_db()
+    assert (stats.resent, first.redispatches) == (1, 1)
