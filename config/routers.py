@@ -11,7 +11,15 @@ by ``manage.py migrate --database sandbox``), since a second connection to
 the handler's SQLite file would wait on its write lock.
 """
 
-from django.db import connections
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from django.db import InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 PROVIDER_STORE = "sandbox"
 # The sandbox providers' models, as "app_label.model_name".
@@ -44,6 +52,56 @@ def store_shares_default() -> bool:
     if store.get("TEST", {}).get("MIRROR") == "default":
         return True  # under test, before the test database is named on the mirror too
     return all(store.get(key) == default.get(key) for key in ("ENGINE", "NAME", "HOST", "PORT"))
+
+
+def provider_call(unavailable: type[Exception] | None = None) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Make a sandbox provider call survive a store connection the server closed, as an HTTP client does.
+
+    A client keeps its connection to a provider open between calls; when the
+    server has closed it meanwhile (a restart, an administrator terminating
+    it), the client drops it and sends the request again on a new one. The
+    call is tried once more on a fresh connection when the store's connection
+    turns out dead. That is safe: each call is one transaction of the
+    provider's own, keyed by its idempotency key, so a first try that broke
+    either committed (the retry finds it) or left nothing. When the store
+    stays unreachable, ``unavailable`` (the provider's transient error) is
+    raised, as a real client raises when it cannot reach its provider.
+    """
+
+    def decorate(call: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(call)
+        def reconnecting(*args: P.args, **kwargs: P.kwargs) -> T:
+            store = _store_connection()
+            held = store.connection
+            try:
+                return call(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                if not _dropped(store, held):
+                    raise
+            try:
+                return call(*args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                if unavailable is None or store.in_atomic_block:
+                    raise
+                raise unavailable(f"the provider could not be reached: {exc}") from exc
+
+        return reconnecting
+
+    return decorate
+
+
+def _store_connection() -> BaseDatabaseWrapper:
+    return connections[PROVIDER_STORE if PROVIDER_STORE in connections.settings else "default"]
+
+
+def _dropped(store: BaseDatabaseWrapper, held: object) -> bool:
+    """Whether the failed call's connection broke (Django drops a connection whose rollback failed).
+
+    Not when the call ran inside an outer transaction of the store: that one is not ours to retry.
+    """
+    if store.in_atomic_block:
+        return False
+    return held is None or store.connection is not held or not store.is_usable()
 
 
 def _is_provider(label: str) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from django.db import router, transaction
 from django.db.models import Count, QuerySet
 
+from config.routers import provider_call
 from outbox.events import Money
 
 from .gateway import Authorisation, GatewayRefused, GatewayUnavailable, RefundReceipt, VoidReceipt
@@ -34,6 +35,7 @@ class SandboxGateway:
     APPROVED = frozenset({"tok_visa", "tok_mastercard"})
     FLAKY_FAILURES = 2
 
+    @provider_call(GatewayUnavailable)
     def authorise(self, *, token: str, amount: Money, idempotency_key: str) -> Authorisation:
         with transaction.atomic(using=_store()):
             calls = _count_call(idempotency_key)  # locks the key's counter: its calls run one at a time
@@ -44,6 +46,7 @@ class SandboxGateway:
             raise GatewayUnavailable(f"sandbox: the card network timed out (call {calls} for this key)")
         return _authorisation(charge)  # a retry gets the first answer: no second charge
 
+    @provider_call(GatewayUnavailable)
     def refund(self, *, reference: str, amount: Money, idempotency_key: str) -> RefundReceipt:
         with transaction.atomic(using=_store()):
             charge = SandboxCharge.objects.select_for_update().filter(reference=reference).first()
@@ -58,6 +61,7 @@ class SandboxGateway:
             charge.save(update_fields=["status", "refund_key", "refund_reference", "updated_at"])
             return RefundReceipt(reference=charge.refund_reference)
 
+    @provider_call(GatewayUnavailable)
     def void(self, *, idempotency_key: str) -> VoidReceipt | None:
         with transaction.atomic(using=_store()):
             charge = SandboxCharge.objects.select_for_update().filter(idempotency_key=idempotency_key).first()

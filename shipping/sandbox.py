@@ -20,6 +20,8 @@ from django.db import router, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from config.routers import provider_call
+
 from .carrier import Booking
 from .models import SandboxBooking
 
@@ -29,6 +31,7 @@ Status = SandboxBooking.Status
 class SandboxCarrier:
     NAME = "Sandbox Parcel"
 
+    @provider_call()
     def book(self, *, address: dict, parcels: int, idempotency_key: str) -> Booking:
         with transaction.atomic(using=_store()):
             booking, _ = SandboxBooking.objects.get_or_create(
@@ -43,6 +46,7 @@ class SandboxCarrier:
             )
         return _booking(booking)  # a retry gets the first booking: nothing is booked twice
 
+    @provider_call()
     def cancel(self, *, idempotency_key: str) -> Booking | None:
         with transaction.atomic(using=_store()):
             booking = SandboxBooking.objects.select_for_update().filter(idempotency_key=idempotency_key).first()

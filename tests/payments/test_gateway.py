@@ -5,13 +5,16 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.db import DatabaseError, connections, transaction
+from django.db import connections, transaction
 
 from outbox.events import Money
 from payments import sandbox
 from payments.gateway import GatewayRefused, GatewayUnavailable, gateway
 from payments.models import SandboxCharge
 from payments.sandbox import SandboxGateway
+from shipping.sandbox import SandboxCarrier
+from tests.support.database import terminate_connection_of
+from tests.support.web import free_port
 
 pytestmark = pytest.mark.django_db(databases=["default", "sandbox"])
 
@@ -165,16 +168,35 @@ def test_a_void_where_nothing_is_held_releases_nothing(provider):
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])
-def test_the_gateway_reconnects_after_its_connection_was_dropped(provider):
-    # given the provider store's connection, terminated by the database (a failover, an operator)
-    provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=key())
-    with connections["sandbox"].cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        [pid] = cursor.fetchone()
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    # when the next call fails on it, as a handler's attempt would
-    with pytest.raises(DatabaseError):
-        provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=key())
-    # then the retry gets a new connection (the failed call's rollback dropped the dead one)
-    assert provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=key()).approved
+def test_a_call_on_a_connection_the_database_dropped_goes_through_on_a_new_one(provider):
+    # given a charge, then the provider store's connection terminated while idle (a failover, an operator)
+    k = key()
+    charged = provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=k)
+    terminate_connection_of("sandbox")
+    # when the handler's retry asks again under the same key
+    again = provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=k)
+    # then the call went through on a new connection, as an HTTP client resends on a closed keep-alive
+    # connection, and found the first charge: nothing charged twice
+    assert (again.approved, again.reference) == (True, charged.reference)
+    assert sandbox.calls(idempotency_key=k) == 2
+    assert rows_seen_by_a_stranger(k) == [(charged.reference, "authorised")]
+    # and so does the carrier, on the same store
+    terminate_connection_of("sandbox")
+    assert SandboxCarrier().cancel(idempotency_key=key()) is None
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])
+def test_a_provider_store_that_stays_unreachable_is_the_gateway_unavailable(provider):
+    # given the provider store's connection dropped, and its server gone from its address
+    k = key()
+    terminate_connection_of("sandbox")
+    store = connections["sandbox"]
+    store.settings_dict = {**store.settings_dict, "PORT": free_port()}
+    try:
+        # when a handler calls the gateway / then it gets the provider's transient error, to be retried
+        with pytest.raises(GatewayUnavailable, match="could not be reached"):
+            provider.authorise(token="tok_visa", amount=TEN_EUROS, idempotency_key=k)
+    finally:
+        store.close()
+        store.settings_dict = {**store.settings_dict, "PORT": connections["default"].settings_dict["PORT"]}
+    assert sandbox.calls(idempotency_key=k) == 0

@@ -9,7 +9,7 @@ connection-killing proxy would, and leaves the test's own alone::
     assert terminated > 0
 """
 
-from django.db import connection
+from django.db import connection, connections
 
 
 def backends(application_name_prefix: str) -> list[tuple[int, str]]:
@@ -39,3 +39,12 @@ def terminate_connections(application_name_prefix: str, *, wait_seconds: float =
             [int(wait_seconds * 1000), application_name_prefix],
         )
         return cursor.fetchone()[0]
+
+
+def terminate_connection_of(alias: str) -> None:
+    """Terminate this process's own connection ``alias``, from the default one, as a failover would."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
