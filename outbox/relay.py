@@ -34,12 +34,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, transaction
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
+from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -201,16 +201,19 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
         to_send, still_queued = [], _still_queued(due)
         _extend_leases([d for d in due if d.id in still_queued])
         stats.waiting = len(still_queued)
+        shared, refunded = shared_starts(due), set()
         for delivery in (d for d in due if d.id not in still_queued):
-            verdict = _verdict(delivery)
+            verdict = _verdict(delivery, shared_batch=delivery.started_at in shared)
             if verdict.dead:
                 _bury(delivery, verdict.error, lost=verdict.lost)
                 stats.dead += 1
             else:
                 to_send.append(delivery)
+            if verdict.refund:
+                refunded.add(delivery.id)
             stats.resent += verdict.resend
             stats.lost += verdict.lost
-        _mark_dispatched(to_send, token)
+        _mark_dispatched(to_send, token, refunded=refunded)
         stats.dispatched = len(to_send)
         transaction.on_commit(lambda: _dispatched(to_send, token, stats))
     return stats
@@ -285,9 +288,10 @@ class _Verdict:
     error: str = ""
     resend: bool = False  # a lease ran out before any handler started
     lost: bool = False  # a lease ran out on a started attempt: its worker was lost
+    refund: bool = False  # that lost attempt was its last, in a batch shared with others: not charged to it
 
 
-def _verdict(delivery: Delivery) -> _Verdict:
+def _verdict(delivery: Delivery, *, shared_batch: bool = False) -> _Verdict:
     """What a due delivery needs: sending (again), or burying."""
     sub = subscriptions.get(delivery.handler)
     if sub is None and delivery.handler != UNKNOWN_TYPE_HANDLER:
@@ -298,12 +302,45 @@ def _verdict(delivery: Delivery) -> _Verdict:
         return _Verdict(resend=True)
     max_attempts = sub.setting("MAX_ATTEMPTS") if sub else 1
     if delivery.attempts >= max_attempts:
+        if shared_batch:
+            return _Verdict(lost=True, refund=True)
         return _Verdict(dead=True, lost=True, error=worker_lost_error(delivery.attempts, max_attempts, last=True))
     return _Verdict(lost=True)
 
 
-def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False) -> str:
-    """The error recorded for an attempt whose worker vanished before it finished."""
+def shared_starts(deliveries: Iterable[Delivery]) -> set[datetime]:
+    """Of these deliveries' start times, those several unfinished deliveries share: a batch that died together.
+
+    A runner starts its whole batch in one statement, so its deliveries carry
+    the same ``started_at``. When such a batch loses its worker, which of them
+    killed it (if any did) is unknown until each runs alone.
+    """
+    started = {d.started_at for d in deliveries if d.started_at is not None}
+    if not started:
+        return set()
+    together = (
+        Delivery.objects.filter(status=Status.DISPATCHED, started_at__in=started)
+        .order_by()
+        .values("started_at")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    return {row["started_at"] for row in together}
+
+
+def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False, shared: bool = False) -> str:
+    """The error recorded for an attempt whose worker vanished before it finished.
+
+    ``last`` and ``shared``: it was the last allowed, in a batch with others,
+    so it is not charged to this delivery (its siblings may be the cause); it
+    has that attempt again, alone.
+    """
+    if last and shared:
+        return (
+            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed, while this delivery "
+            "shared its batch with others: the loss may be another's doing, so that attempt is not charged to it "
+            "and it runs it again, in a task of its own."
+        )
     if last:
         return (
             f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed: the handler may be "
@@ -315,13 +352,13 @@ def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False) ->
     )
 
 
-def _mark_dispatched(deliveries: list[Delivery], token: int) -> None:
+def _mark_dispatched(deliveries: list[Delivery], token: int, *, refunded: set[int] = frozenset()) -> None:
     """Mark the deliveries dispatched under ``token``, with their leases on the database's clock."""
     groups: dict[tuple[str, float], list[int]] = defaultdict(list)
     for delivery in deliveries:
         kind = _dispatch_kind(delivery)
         if kind == "lost":
-            _mark_lost(delivery, token)
+            _mark_lost(delivery, token, refund=delivery.id in refunded)
         else:
             groups[(kind, _lease_seconds(delivery, kind))].append(delivery.id)
     for (kind, lease), ids in groups.items():
@@ -345,11 +382,12 @@ def _lease_seconds(delivery: Delivery, kind: str) -> float:
     return min(settings.OUTBOX["LEASE_CAP_SECONDS"], lease * 2 ** min(delivery.redispatches + 1, 20))
 
 
-def _mark_lost(delivery: Delivery, token: int) -> None:
-    """Record the attempt whose worker was lost, and send the delivery on, alone."""
+def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
+    """Record the attempt whose worker was lost, and send the delivery on, alone (``refund``: that attempt again)."""
     sub = subscriptions.get(delivery.handler)
-    error = worker_lost_error(delivery.attempts, sub.setting("MAX_ATTEMPTS") if sub else 1)
+    error = worker_lost_error(delivery.attempts, sub.setting("MAX_ATTEMPTS") if sub else 1, last=refund, shared=refund)
     Delivery.objects.filter(id=delivery.id).update(
+        attempts=F("attempts") - int(refund),
         status=Status.DISPATCHED,
         dispatch_token=token,
         dispatched_at=Now(),

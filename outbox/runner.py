@@ -49,7 +49,7 @@ from . import metrics, postgresql
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, InboxEntry, OutboxEvent
-from .relay import kick_relay_on_commit, ordering_key, worker_lost_error
+from .relay import kick_relay_on_commit, ordering_key, shared_starts, worker_lost_error
 from .subscriptions import Subscription, subscriptions
 
 logger = logging.getLogger(__name__)
@@ -183,15 +183,25 @@ def _start_portable(delivery_ids: list[int], token: int | None, lease: float) ->
 
 
 def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
-    """Record attempts whose worker was lost as failed; each goes on alone (or dead, if it was its last)."""
+    """Record attempts whose worker was lost as failed; each goes on alone (or dead, if it was its last).
+
+    A last attempt lost in a batch shared with others is not charged: the
+    delivery has that attempt again, alone (see relay.shared_starts).
+    """
     with transaction.atomic():
-        for delivery in _claim_lost(delivery_ids):
+        lost = _claim_lost(delivery_ids)
+        shared = shared_starts(lost)
+        for delivery in lost:
             sub = subscriptions.get(delivery.handler)
             max_attempts = sub.setting("MAX_ATTEMPTS") if sub else 1
             last = delivery.attempts >= max_attempts
+            refund = last and sub is not None and delivery.started_at in shared
             delivery.crashes += 1
-            error = worker_lost_error(delivery.attempts, max_attempts, last=last)
-            outcome = _fail(delivery, error, "", subscription=sub, bury=sub is None or last)
+            error = worker_lost_error(delivery.attempts, max_attempts, last=last, shared=refund)
+            if refund:
+                delivery.attempts -= 1
+                Delivery.objects.filter(id=delivery.id).update(attempts=F("attempts") - 1)
+            outcome = _fail(delivery, error, "", subscription=sub, bury=sub is None or (last and not refund))
             (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
             if outcome.ordering_key:
                 kick_relay_on_commit()
@@ -202,7 +212,7 @@ def _claim_lost(delivery_ids: list[int]) -> list[Delivery]:
     return list(
         Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at__lt=old)
         .select_for_update(skip_locked=True)
-        .only("id", "handler", "attempts", "crashes", "ordering_key")
+        .only("id", "handler", "attempts", "crashes", "ordering_key", "started_at")
     )
 
 

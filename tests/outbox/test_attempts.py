@@ -110,6 +110,29 @@ def test_an_abandoned_attempt_is_recorded_as_a_lost_worker_and_the_delivery_goes
     assert not Effect.objects.exists()
 
 
+def test_an_abandoned_last_attempt_of_a_shared_batch_is_not_charged_but_one_run_alone_is_dead():
+    # given a batch of two started together on their last attempt, and a delivery that ran its last alone,
+    # all abandoned (their worker died: the broker gave the messages back)
+    batch = _dispatched("probe.record_a", count=2)
+    [alone] = _dispatched("probe.record_b")
+    together = timezone.now() - timedelta(seconds=10)
+    Delivery.objects.filter(id__in=[d.id for d in batch]).update(attempts=8, started_at=together)
+    Delivery.objects.filter(id=alone.id).update(attempts=8, started_at=together - timedelta(seconds=1))
+    # when their tasks come round again
+    shared = run_deliveries([d.id for d in batch], token=batch[0].dispatch_token)
+    own = run_deliveries([alone.id], token=alone.dispatch_token)
+    # then the shared batch's lost attempt is not charged: each has its last attempt again (alone, crashes 1)
+    assert sorted(shared.failed) == sorted(d.id for d in batch)
+    for delivery in Delivery.objects.filter(id__in=[d.id for d in batch]):
+        assert (delivery.status, delivery.attempts, delivery.crashes) == ("pending", 7, 1)
+        assert "shared its batch with others" in delivery.last_error
+    # and the one that ran alone is dead: the crash was its own
+    alone.refresh_from_db()
+    assert own.dead == [alone.id]
+    assert (alone.status, alone.attempts, alone.crashes) == ("dead", 8, 1)
+    assert not Effect.objects.exists()
+
+
 def test_an_attempt_started_a_moment_ago_is_left_to_the_runner_that_started_it():
     [delivery] = _dispatched("probe.record_a")
     Delivery.objects.filter(id=delivery.id).update(attempts=1, started_at=timezone.now())

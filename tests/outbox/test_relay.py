@@ -160,6 +160,33 @@ def test_a_lease_that_ran_out_on_the_last_allowed_attempt_makes_the_delivery_dea
     assert "The worker was lost during attempt 8 of 8, the last allowed" in delivery.last_error
 
 
+def test_a_last_attempt_lost_in_a_batch_shared_with_others_is_not_charged_and_runs_again_alone(
+    redis, django_capture_on_commit_callbacks
+):
+    # given two deliveries started together by one runner (one statement: the same start time), both on their
+    # last attempt, whose worker vanished: either may have killed it, or neither
+    started = timezone.now() - timedelta(seconds=70)
+    together = [_dispatched_delivery(attempts=8, started_at=started, **_expired()) for _ in range(2)]
+    redis.delete("probe")
+    # when the relay finds their lease run out
+    with django_capture_on_commit_callbacks(execute=True):
+        stats = dispatch_due(batch_size=100)
+    # then neither is buried: the lost attempt is on record, not charged, and each runs it again in a task alone
+    assert (stats.dead, stats.lost, stats.dispatched) == (0, 2, 2)
+    for delivery in together:
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts, delivery.crashes) == ("dispatched", 7, 1)
+        assert "shared its batch with others" in delivery.last_error
+    assert sorted(len(batch) for batch in queued_delivery_batches(redis, "probe")) == [1, 1]
+    # and when one of them loses its worker again, alone, on that last attempt, it is dead
+    Delivery.objects.filter(id=together[0].id).update(attempts=8, started_at=timezone.now() - timedelta(seconds=5))
+    Delivery.objects.filter(id=together[0].id).update(**_expired())
+    dispatch_due(batch_size=100)
+    together[0].refresh_from_db()
+    assert (together[0].status, together[0].crashes) == ("dead", 2)
+    assert "The worker was lost during attempt 8 of 8, the last allowed" in together[0].last_error
+
+
 def test_a_delivery_waiting_for_its_retry_time_is_not_dispatched_early():
     [event] = _publish(Pinged(thing_id=uuid.uuid4()))
     fan_out(batch_size=100)
