@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from inventory.models import Product
 from inventory.services import product_ensure
+from notifications.models import Notification
 from orders.models import Order
 from orders.services import LineRequest, order_confirm, order_place
 from outbox.events import DomainEvent, Envelope
@@ -88,3 +89,20 @@ def handle(handler, event: DomainEvent, envelope: Envelope | None = None) -> Env
     with transaction.atomic():
         handler(event, envelope)
     return envelope
+
+
+def make_notification(*, kind: str = "order_confirmed", **fields) -> Notification:
+    """A notification row as a handler commits it (pending, without its on-commit send), unless ``fields`` say else."""
+    event_id = uuid.uuid4()
+    return Notification.objects.create(
+        **{
+            "event_id": event_id,
+            "kind": kind,
+            "order_id": uuid.uuid4(),
+            "recipient": "grace@example.com",
+            "subject": f"About your order ({kind})",
+            "body": "Thank you.",
+            "message_id": f"<{kind}.{event_id}@shop.example>",
+            **fields,
+        }
+    )

@@ -1,25 +1,17 @@
 """The notifications admin: a read-only record of each message and how its sending went."""
 
-import uuid
-
 import pytest
 from django.urls import reverse
 
 from notifications.models import Notification
+from tests.factories import make_notification
 
 pytestmark = pytest.mark.django_db
 
 
 def failing_notification() -> Notification:
-    event_id = uuid.uuid4()
-    return Notification.objects.create(
-        event_id=event_id,
+    return make_notification(
         kind="order_shipped",
-        order_id=uuid.uuid4(),
-        recipient="ada@example.com",
-        subject="Your order has shipped",
-        body="On its way.",
-        message_id=f"<order_shipped.{event_id}@shop.example>",
         attempts=3,
         last_error="ConnectionRefusedError: [Errno 111] Connection refused",
     )

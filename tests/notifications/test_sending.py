@@ -15,7 +15,7 @@ from notifications.models import Notification
 from notifications.tasks import send_due
 from orders.events import OrderConfirmed, OrderLine
 from outbox.events import Money
-from tests.factories import envelope_for
+from tests.factories import envelope_for, make_notification
 
 EUR = "EUR"
 
@@ -31,21 +31,6 @@ def confirmed() -> OrderConfirmed:
         total=price,
         lines=(OrderLine(sku="TEA", name="Tea", quantity=1, unit_price=price),),
         customer_email="grace@example.com",
-    )
-
-
-def pending_notification(**fields) -> Notification:
-    """A pending row as a handler commits it, without its on-commit send."""
-    event_id = uuid.uuid4()
-    return Notification.objects.create(
-        event_id=event_id,
-        kind="order_confirmed",
-        order_id=uuid.uuid4(),
-        recipient="grace@example.com",
-        subject="Your order is confirmed",
-        body="Thank you.",
-        message_id=f"<order_confirmed.{event_id}@shop.example>",
-        **fields,
     )
 
 
@@ -132,7 +117,7 @@ def test_a_hanging_mail_server_costs_one_email_timeout_and_the_mail_stays_pendin
 def test_a_failed_send_is_recorded_with_a_backoff_on_the_database_clock_and_does_not_raise(sink, settings):
     # given a pending notification and a mail server that is down
     settings.NOTIFICATIONS_RETRY_BASE_SECONDS = 60
-    notification = pending_notification(next_attempt_at=Now())
+    notification = make_notification(next_attempt_at=Now())
     sink.down()
     # when it is sent twice
     before = db_now()
@@ -153,7 +138,7 @@ def test_a_failed_send_is_recorded_with_a_backoff_on_the_database_clock_and_does
 def test_a_notification_that_keeps_failing_is_marked_failed_after_its_last_attempt(sink, settings):
     # given
     settings.NOTIFICATIONS_MAX_ATTEMPTS = 2
-    notification = pending_notification(next_attempt_at=Now())
+    notification = make_notification(next_attempt_at=Now())
     sink.down()
     # when
     for _ in range(3):
@@ -189,8 +174,8 @@ def test_the_sweep_leaves_a_fresh_notification_to_its_on_commit_send_for_the_gra
 @pytest.mark.django_db
 def test_the_sweep_reads_the_next_try_on_the_database_clock_not_this_hosts(sink, monkeypatch):
     # given one notification due in a minute and one due a second ago, by the database's clock
-    later = pending_notification(next_attempt_at=Now() + dt.timedelta(minutes=1))
-    due = pending_notification(next_attempt_at=Now() - dt.timedelta(seconds=1))
+    later = make_notification(next_attempt_at=Now() + dt.timedelta(minutes=1))
+    due = make_notification(next_attempt_at=Now() - dt.timedelta(seconds=1))
     real_now = timezone.now
     # when this host's clock runs an hour fast, the sweep still leaves the one not yet due
     monkeypatch.setattr(timezone, "now", lambda: real_now() + dt.timedelta(hours=1))
@@ -206,7 +191,7 @@ def test_the_sweep_reads_the_next_try_on_the_database_clock_not_this_hosts(sink,
 @pytest.mark.django_db
 def test_the_sweep_stops_at_the_first_failed_send(sink, settings):
     # given three due notifications and a mail server that is down
-    notifications = [pending_notification(next_attempt_at=Now()) for _ in range(3)]
+    notifications = [make_notification(next_attempt_at=Now()) for _ in range(3)]
     sink.down()
     # when the sweep runs
     sent = services.notifications_send_due(limit=10)

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -138,29 +139,9 @@ class ChildProcess:
         self.kill()  # what it left of its group, or all of it after the timeout
 
 
-def start_worker(
-    *,
-    queues: str = ALL_QUEUES,
-    concurrency: int = 2,
-    pool: str = "prefork",
-    broker_url: str = "",
-    application_name: str = "",
-    **env: str,
-) -> ChildProcess:
-    """Start ``celery worker`` and wait until it says it is ready to consume.
-
-    ``broker_url`` replaces the test broker; ``application_name`` names its
-    PostgreSQL connections (see :func:`role_env`).
-    """
-    worker = launch_worker(
-        queues=queues,
-        concurrency=concurrency,
-        pool=pool,
-        broker_url=broker_url,
-        application_name=application_name,
-        **env,
-    )
-    return wait_until_ready(worker)
+def start_worker(**options: Any) -> ChildProcess:
+    """Start ``celery worker`` (the options of :func:`launch_worker`) and wait until it is ready to consume."""
+    return wait_until_ready(launch_worker(**options))
 
 
 def launch_worker(
@@ -172,7 +153,11 @@ def launch_worker(
     application_name: str = "",
     **env: str,
 ) -> ChildProcess:
-    """Start ``celery worker`` without waiting: several start in parallel, then :func:`wait_until_ready`."""
+    """Start ``celery worker`` without waiting: several start in parallel, then :func:`wait_until_ready`.
+
+    ``broker_url`` replaces the test broker; ``application_name`` names its
+    PostgreSQL connections (see :func:`role_env`).
+    """
     node = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     argv = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", str(concurrency),
