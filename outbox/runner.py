@@ -251,13 +251,7 @@ def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isol
             except _OutOfTime as out_of_time:
                 if not _transaction_usable():
                     raise
-                failed = _fail(
-                    delivery,
-                    _describe(SoftTimeLimitExceeded()),
-                    out_of_time.trace,
-                    subscription=subscriptions.get(delivery.handler),
-                )
-                (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
+                _fail_out_of_time(delivery, out_of_time.trace, report)
                 handed_back = claimed[index + 1 :]
                 break
             if outcome is None:
@@ -285,15 +279,20 @@ def _give_up_at_the_time_limit(out_of_time: _OutOfTime, start: _Start, report: R
             claimed = _claim(start.started, start.started_at, wait=True)
             for delivery in claimed:
                 if delivery.id == out_of_time.delivery.id:
-                    sub = subscriptions.get(delivery.handler)
-                    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), out_of_time.trace, subscription=sub)
-                    (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
+                    _fail_out_of_time(delivery, out_of_time.trace, report)
             back = [d for d in claimed if d.id != out_of_time.delivery.id]
             _hand_back(back)
             report.handed_back = [d.id for d in back]
             kick_relay_on_commit()
     except OperationalError:  # still locked: left to the lease
         logger.warning("outbox: could not give back the deliveries of a batch stopped at its time limit", exc_info=True)
+
+
+def _fail_out_of_time(delivery: Delivery, trace: str, report: RunReport) -> None:
+    """Record the attempt the soft time limit interrupted as failed (or dead, if it was the last)."""
+    sub = subscriptions.get(delivery.handler)
+    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), trace, subscription=sub)
+    (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
 
 
 def _transaction_usable() -> bool:
