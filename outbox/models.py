@@ -91,6 +91,9 @@ class Delivery(models.Model):
     ordering_key = models.CharField(max_length=210, null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # The cause a dead letter is grouped by: the exception's class and its message with ids and numbers masked.
+    error_type = models.CharField(max_length=200, blank=True, default="")
+    error_pattern = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -126,14 +129,16 @@ class Delivery(models.Model):
                 name="outbox_delivery_waiting",
                 condition=Q(status="dispatched", started_at__isnull=True),
             ),
+            # Dead letters grouped by cause (selectors.dead_letter_groups).
+            models.Index(
+                fields=["handler", "error_type", "error_pattern", "id"],
+                name="outbox_delivery_dead_cause",
+                condition=Q(status="dead", resolved_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.handler} <- event #{self.event_id} ({self.status})"
-
-    @property
-    def context(self) -> str:
-        return self.queue
 
 
 class DeadLetterManager(models.Manager):
@@ -149,6 +154,49 @@ class DeadLetter(Delivery):
     class Meta:
         proxy = True
         verbose_name = "dead letter"
+
+
+class HandlerCircuit(models.Model):
+    """A handler's circuit breaker, and the operator's pause switch.
+
+    ``closed``: deliveries flow. After ``breaker_threshold`` consecutive
+    transient failures (across deliveries) it is ``open``: the relay
+    dispatches none of the handler's deliveries and a runner given one
+    parks it unstarted, so an outage downstream spends no attempts; at
+    ``retry_at`` it is ``half_open``: one probe delivery is let through,
+    and its success closes the circuit, its failure opens it again. A
+    ``paused`` handler gets nothing until resumed, whatever its state.
+    A handler without a row is closed.
+    """
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open", "half-open"
+
+    id = models.BigAutoField(primary_key=True)
+    handler = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)  # open: when a probe may go
+    probe_delivery_id = models.BigIntegerField(null=True, blank=True)  # half-open: the one let through
+    times_opened = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "outbox_handler_circuit"
+        verbose_name = "handler circuit"
+        permissions = [("operate_handler", "Can pause and resume handlers")]
+
+    def __str__(self) -> str:
+        return f"{self.handler} ({'paused, ' if self.paused else ''}{self.get_state_display()})"
 
 
 class InboxEntry(models.Model):

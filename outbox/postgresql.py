@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections
 
+from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
 INSERT_EVENT_SQL = """
@@ -67,14 +68,14 @@ WITH claimed AS (
         AS s(type, handler, queue, ordered)
 ), created AS (
     INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
-                                 last_error, traceback, created_at, dispatched_at, dispatch_token,
-                                 redispatches, crashes)
+                                 last_error, traceback, error_type, error_pattern, created_at, dispatched_at,
+                                 dispatch_token, redispatches, crashes)
     SELECT r.id, s.handler, s.queue,
            CASE WHEN s.ordered THEN 'pending' ELSE 'dispatched' END,
            0,
            CASE WHEN s.ordered THEN now() ELSE now() + %(lease)s * interval '1 second' END,
            CASE WHEN s.ordered THEN r.aggregate_type || ':' || r.aggregate_id END,
-           '', '', now(),
+           '', '', '', '', now(),
            CASE WHEN s.ordered THEN NULL ELSE now() END,
            CASE WHEN s.ordered THEN NULL ELSE %(token)s END,
            0, 0
@@ -82,10 +83,11 @@ WITH claimed AS (
     RETURNING id, handler, queue, status
 ), unknown AS (
     INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error, traceback,
-                                 created_at, finished_at, redispatches, crashes)
+                                 error_type, error_pattern, created_at, finished_at, redispatches, crashes)
     SELECT r.id, '{UNKNOWN_TYPE_HANDLER}', 'outbox', 'dead', 0, now(),
            'Unknown event type ' || quote_literal(r.type) || ': no class is registered for it, so no handler gets it.',
-           '', now(), now(), 0, 0
+           '', '{UNKNOWN_TYPE}', '{UNKNOWN_TYPE_PATTERN}',
+           now(), now(), 0, 0
     FROM relayed r WHERE NOT r.type = ANY(%(known)s::text[])
 )
 SELECT 'event', r.type, NULL, NULL FROM relayed r

@@ -43,7 +43,7 @@ from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F,
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import postgresql
+from . import failures, postgresql
 from .events import registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 from .subscriptions import subscriptions
@@ -162,6 +162,8 @@ def _deliveries_for(event: OutboxEvent, now, token: int) -> Iterable[Delivery]:
             due_at=now,
             finished_at=now,
             last_error=f"Unknown event type {event.type!r}: no class is registered for it, so no handler gets it.",
+            error_type=failures.UNKNOWN_TYPE,
+            error_pattern=failures.UNKNOWN_TYPE_PATTERN,
         )
         return
     lease_until = now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"])
@@ -395,6 +397,8 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
         crashes=F("crashes") + 1,
         started_at=None,
         last_error=error,
+        error_type=failures.WORKER_LOST,
+        error_pattern=failures.error_pattern(error),
         traceback="",
     )
     delivery.crashes += 1  # as the row is now, so that its task travels alone
@@ -411,6 +415,8 @@ def _bury(delivery: Delivery, error: str, *, lost: bool = False) -> None:
         status=Status.DEAD,
         finished_at=Now(),
         last_error=error,
+        error_type=failures.WORKER_LOST if lost else failures.NOT_SUBSCRIBED,
+        error_pattern=failures.error_pattern(error),
         traceback="",
         started_at=None,
         crashes=F("crashes") + int(lost),

@@ -45,7 +45,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from . import metrics, postgresql
+from . import failures, metrics, postgresql
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, InboxEntry, OutboxEvent
@@ -201,7 +201,14 @@ def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
             if refund:
                 delivery.attempts -= 1
                 Delivery.objects.filter(id=delivery.id).update(attempts=F("attempts") - 1)
-            outcome = _fail(delivery, error, "", subscription=sub, bury=sub is None or (last and not refund))
+            outcome = _fail(
+                delivery,
+                error,
+                "",
+                subscription=sub,
+                bury=sub is None or (last and not refund),
+                cause=failures.WORKER_LOST,
+            )
             (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
             if outcome.ordering_key:
                 kick_relay_on_commit()
@@ -291,7 +298,7 @@ def _give_up_at_the_time_limit(out_of_time: _OutOfTime, start: _Start, report: R
 def _fail_out_of_time(delivery: Delivery, trace: str, report: RunReport) -> None:
     """Record the attempt the soft time limit interrupted as failed (or dead, if it was the last)."""
     sub = subscriptions.get(delivery.handler)
-    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), trace, subscription=sub)
+    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), trace, subscription=sub, cause=failures.TIME_LIMIT)
     (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
 
 
@@ -325,7 +332,13 @@ def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report
         if not claimed:  # another runner took it over meanwhile
             report.skipped.append(failure.delivery.id)
             return
-        outcome = _fail(claimed[0], _describe(failure.exc), failure.trace, subscription=failure.subscription)
+        outcome = _fail(
+            claimed[0],
+            _describe(failure.exc),
+            failure.trace,
+            subscription=failure.subscription,
+            cause=failures.error_type(failure.exc),
+        )
         (report.dead if outcome.status == Status.DEAD else report.failed).append(outcome.id)
         if outcome.ordering_key:
             kick_relay_on_commit()
@@ -357,12 +370,16 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
     subscription = subscriptions.get(delivery.handler)
     if subscription is None:
         return _fail(
-            delivery, f"No handler named {delivery.handler!r} is subscribed in this deployment.", "", bury=True
+            delivery,
+            f"No handler named {delivery.handler!r} is subscribed in this deployment.",
+            "",
+            bury=True,
+            cause=failures.NOT_SUBSCRIBED,
         )
     try:
         event = registry.decode(delivery.event.type, delivery.event.version, delivery.event.payload)
     except EventDecodeError as exc:
-        return _fail(delivery, str(exc), traceback.format_exc(), bury=True)
+        return _fail(delivery, str(exc), traceback.format_exc(), bury=True, cause=failures.UNDECODABLE)
     started = time.perf_counter()
     try:
         with transaction.atomic() if isolate else nullcontext(), caused_by(_cause_of(delivery.event)):
@@ -386,7 +403,7 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
         if isinstance(exc, SoftTimeLimitExceeded):
             _cancel_running_query()
             raise _OutOfTime(delivery, trace) from exc
-        return _fail(delivery, _describe(exc), trace, subscription=subscription)
+        return _fail(delivery, _describe(exc), trace, subscription=subscription, cause=failures.error_type(exc))
     finally:
         metrics.HANDLER_SECONDS.labels(delivery.handler).observe(time.perf_counter() - started)
     return None
@@ -426,9 +443,11 @@ def _fail(
     *,
     subscription: Subscription | None = None,
     bury: bool = False,
+    cause: str = "",
 ) -> Delivery:
     """Record a failed attempt: retry later with backoff, or dead when out of attempts."""
     delivery.last_error, delivery.traceback, delivery.started_at = error[:10_000], trace, None
+    delivery.error_type, delivery.error_pattern = cause, failures.error_pattern(error)
     if bury or delivery.attempts >= subscription.setting("MAX_ATTEMPTS"):
         delivery.status, delivery.finished_at = Status.DEAD, Now()
         logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
@@ -436,7 +455,8 @@ def _fail(
         delivery.status = Status.PENDING
         delay = timedelta(seconds=backoff_seconds(subscription, delivery.attempts))
         delivery.due_at = ExpressionWrapper(Now() + Value(delay), output_field=DateTimeField())
-    delivery.save(update_fields=["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes"])
+    fields = ["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes"]
+    delivery.save(update_fields=[*fields, "error_type", "error_pattern"])
     return delivery
 
 
@@ -455,7 +475,13 @@ def _refan(delivery: Delivery) -> Delivery | None:
     """Retry of an event whose type was unknown: fan it out if the type is known now."""
     event = delivery.event
     if not registry.is_registered(event.type):
-        return _fail(delivery, f"Event type {event.type!r} is still unknown to this deployment.", "", bury=True)
+        return _fail(
+            delivery,
+            f"Event type {event.type!r} is still unknown to this deployment.",
+            "",
+            bury=True,
+            cause=failures.UNKNOWN_TYPE,
+        )
     Delivery.objects.bulk_create(
         [
             Delivery(
