@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from . import services
+from . import breaker, services
 from .events import registry
-from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, OutboxEvent
+from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, HandlerCircuit, OutboxEvent
 from .subscriptions import subscriptions
 
 
@@ -247,3 +247,66 @@ class DeadLetterAdmin(DeadLetterActions, ReadOnlyAdmin):
     @admin.display(description="traceback")
     def traceback_pre(self, obj: Delivery) -> str:
         return format_html("<pre>{}</pre>", obj.traceback or "-")
+
+
+@admin.register(HandlerCircuit)
+class HandlerCircuitAdmin(ReadOnlyAdmin):
+    """Each handler's circuit breaker and pause switch; pausing and resuming need ``outbox.operate_handler``."""
+
+    list_display = ("handler", "state_shown", "consecutive_failures", "retry_at", "times_opened", "short_error")
+    list_filter = ("state", "paused")
+    search_fields = ("handler",)
+    readonly_fields = (
+        "handler",
+        "state",
+        "paused",
+        "paused_at",
+        "paused_by",
+        "consecutive_failures",
+        "opened_at",
+        "retry_at",
+        "probe_delivery_id",
+        "times_opened",
+        "last_error",
+        "updated_at",
+    )
+    actions = ["pause", "resume"]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        breaker.circuits_ensure()  # every subscribed handler is listed, closed ones too
+        return super().changelist_view(request, extra_context)
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("outbox.operate_handler")
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or self.has_operate_permission(request)
+
+    @admin.display(description="state", ordering="state")
+    def state_shown(self, obj: HandlerCircuit) -> str:
+        return f"paused ({obj.get_state_display()})" if obj.paused else obj.get_state_display()
+
+    @admin.display(description="last error")
+    def short_error(self, obj: HandlerCircuit) -> str:
+        return (obj.last_error.splitlines() or ["-"])[0][:120]
+
+    @admin.action(description="Pause the selected handlers (nothing is dispatched to them)", permissions=["operate"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[HandlerCircuit]) -> None:
+        names = self._act(request, queryset, breaker.handler_pause, user=request.user)
+        self.message_user(request, f"Paused: {', '.join(names) or 'none'}.", messages.SUCCESS)
+
+    @admin.action(description="Resume the selected handlers (and close their circuits)", permissions=["operate"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[HandlerCircuit]) -> None:
+        names = self._act(request, queryset, breaker.handler_resume)
+        self.message_user(request, f"Resumed: {', '.join(names) or 'none'}.", messages.SUCCESS)
+
+    def _act(self, request: HttpRequest, queryset: QuerySet[HandlerCircuit], service, **kwargs) -> list[str]:
+        done = []
+        for handler in queryset.values_list("handler", flat=True):
+            try:
+                service(handler=handler, **kwargs)
+            except breaker.UnknownHandler as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                done.append(handler)
+        return done

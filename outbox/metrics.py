@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import selectors
+from .breaker import handler_circuits
 
 EVENTS_PUBLISHED = Counter(
     "outbox_events_published_total", "Events written to the outbox, counted as the relay fans them out.", ["type"]
@@ -53,6 +54,12 @@ DUPLICATES_DROPPED = Counter(
     ["by"],
 )
 
+CIRCUITS_OPENED = Counter(
+    "outbox_circuit_opened_total",
+    "Times a handler's circuit breaker opened (consecutive failures, or a failed probe).",
+    ["handler"],
+)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -85,6 +92,31 @@ def record_inbox_duplicate(handler: str) -> None:
     DUPLICATES_DROPPED.labels("inbox").inc()
 
 
+def record_circuit_opened(handler: str) -> None:
+    CIRCUITS_OPENED.labels(handler).inc()
+
+
+CIRCUIT_STATES = ("closed", "open", "half_open", "paused")
+
+
+def circuit_metrics() -> Iterator[Metric]:
+    """Each handler's circuit: one series per state, 1 for the one it is in ("paused" over any other)."""
+    state = GaugeMetricFamily(
+        "outbox_circuit_state",
+        "A handler's circuit breaker: 1 for the state it is in (closed, open, half_open, or paused by staff).",
+        labels=["handler", "state"],
+    )
+    failures = GaugeMetricFamily(
+        "outbox_circuit_consecutive_failures", "Failures in a row counted by a handler's breaker.", labels=["handler"]
+    )
+    for circuit in handler_circuits():
+        current = "paused" if circuit.paused else circuit.state
+        for name in CIRCUIT_STATES:
+            state.add_metric([circuit.handler, name], float(name == current))
+        failures.add_metric([circuit.handler], circuit.consecutive_failures)
+    yield from (state, failures)
+
+
 class OutboxCollector(Collector):
     """Deliveries not done per handler and status, dead letters, the oldest waiting age: one query."""
 
@@ -109,6 +141,7 @@ class OutboxCollector(Collector):
             oldest.add_metric([row.handler], age)
             dead.add_metric([row.handler], row.dead)
         yield from (deliveries, oldest, dead)
+        yield from circuit_metrics()
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration, and no query then

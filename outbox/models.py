@@ -170,8 +170,8 @@ class HandlerCircuit(models.Model):
     """
 
     class State(models.TextChoices):
-        CLOSED = "closed"
-        OPEN = "open"
+        CLOSED = "closed", "closed"
+        OPEN = "open", "open"
         HALF_OPEN = "half_open", "half-open"
 
     id = models.BigAutoField(primary_key=True)

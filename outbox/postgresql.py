@@ -64,20 +64,24 @@ WITH claimed AS (
     UPDATE outbox_event e SET relayed_at = now() FROM claimed WHERE e.id = claimed.id
     RETURNING e.id, e.type, e.aggregate_type, e.aggregate_id
 ), subscribed AS (
-    SELECT * FROM unnest(%(types)s::text[], %(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[])
+    -- "hold": created pending, for dispatch_due to send: ordered handlers (their predecessors are checked
+    -- there), and handlers whose circuit is open, half-open or paused (outbox.breaker).
+    SELECT s.*, s.ordered OR c.handler IS NOT NULL AS hold
+    FROM unnest(%(types)s::text[], %(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[])
         AS s(type, handler, queue, ordered)
+    LEFT JOIN outbox_handler_circuit c ON c.handler = s.handler AND (c.paused OR c.state <> 'closed')
 ), created AS (
     INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
                                  last_error, traceback, error_type, error_pattern, created_at, dispatched_at,
                                  dispatch_token, redispatches, crashes)
     SELECT r.id, s.handler, s.queue,
-           CASE WHEN s.ordered THEN 'pending' ELSE 'dispatched' END,
+           CASE WHEN s.hold THEN 'pending' ELSE 'dispatched' END,
            0,
-           CASE WHEN s.ordered THEN now() ELSE now() + %(lease)s * interval '1 second' END,
+           CASE WHEN s.hold THEN now() ELSE now() + %(lease)s * interval '1 second' END,
            CASE WHEN s.ordered THEN r.aggregate_type || ':' || r.aggregate_id END,
            '', '', '', '', now(),
-           CASE WHEN s.ordered THEN NULL ELSE now() END,
-           CASE WHEN s.ordered THEN NULL ELSE %(token)s END,
+           CASE WHEN s.hold THEN NULL ELSE now() END,
+           CASE WHEN s.hold THEN NULL ELSE %(token)s END,
            0, 0
     FROM relayed r JOIN subscribed s ON s.type = r.type
     RETURNING id, handler, queue, status
@@ -139,10 +143,16 @@ ASYNC_COMMIT = "SET LOCAL synchronous_commit = off;"
 
 START_SQL = """
 WITH own AS (
-    SELECT id, queue, started_at, crashes FROM outbox_delivery
+    SELECT id, handler, queue, started_at, crashes FROM outbox_delivery
     WHERE id = ANY(%(ids)s) AND status = 'dispatched' AND (%(token)s::bigint IS NULL OR dispatch_token = %(token)s)
     ORDER BY id
     FOR UPDATE SKIP LOCKED
+), parked AS (
+    UPDATE outbox_delivery d SET status = 'pending', due_at = now(), dispatch_token = NULL
+    FROM own o JOIN outbox_handler_circuit c ON c.handler = o.handler
+    WHERE d.id = o.id AND o.started_at IS NULL
+      AND (c.paused OR c.state = 'open' OR (c.state = 'half_open' AND c.probe_delivery_id IS DISTINCT FROM o.id))
+    RETURNING d.id
 ), taken AS (
     SELECT d.id, d.queue, NULL::timestamptz AS started_at, d.crashes FROM outbox_delivery d
     WHERE %(take)s > 0
@@ -150,19 +160,24 @@ WITH own AS (
       AND NOT EXISTS (SELECT 1 FROM own WHERE own.crashes > 0)
       AND d.status = 'dispatched' AND d.started_at IS NULL AND d.crashes = 0 AND NOT d.id = ANY(%(ids)s)
       AND d.dispatched_at < now() - %(backlog)s * interval '1 second'
+      AND NOT EXISTS (SELECT 1 FROM outbox_handler_circuit c
+                      WHERE c.handler = d.handler AND (c.paused OR c.state <> 'closed'))
     ORDER BY d.dispatched_at
     LIMIT %(take)s
     FOR UPDATE OF d SKIP LOCKED
 ), batch AS (
-    SELECT id, started_at FROM own UNION ALL SELECT id, started_at FROM taken
+    SELECT id, started_at FROM own WHERE NOT id IN (SELECT id FROM parked)
+    UNION ALL SELECT id, started_at FROM taken
 ), started AS (
     UPDATE outbox_delivery d
     SET attempts = d.attempts + 1, started_at = now(), due_at = now() + %(lease)s * interval '1 second'
     FROM batch b WHERE d.id = b.id AND b.started_at IS NULL
     RETURNING d.id, d.started_at
 )
-SELECT b.id, s.started_at, b.started_at < now() - %(grace)s * interval '1 second'
+SELECT b.id, s.started_at, b.started_at < now() - %(grace)s * interval '1 second', false
 FROM batch b LEFT JOIN started s ON s.id = b.id
+UNION ALL
+SELECT id, NULL, false, true FROM parked
 """
 
 

@@ -39,11 +39,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, transaction
-from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import failures, postgresql
+from . import breaker, failures, postgresql
+from .clock import db_now_plus
 from .events import registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 from .subscriptions import subscriptions
@@ -122,7 +123,8 @@ def fan_out(*, batch_size: int) -> RelayStats:
         if not events:
             return RelayStats()
         now, token = timezone.now(), new_dispatch_token()
-        deliveries = [d for event in events for d in _deliveries_for(event, now, token)]
+        blocked = {c.handler for c in breaker.blocked_circuits()}
+        deliveries = [d for event in events for d in _deliveries_for(event, now, token, blocked)]
         Delivery.objects.bulk_create(deliveries)
         OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(relayed_at=now)
         to_send = [d for d in deliveries if d.status == Status.DISPATCHED]
@@ -152,7 +154,7 @@ def _relayed(types: list[str], to_send: list[Delivery], token: int) -> None:
     metrics.record_events_relayed(types)
 
 
-def _deliveries_for(event: OutboxEvent, now, token: int) -> Iterable[Delivery]:
+def _deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> Iterable[Delivery]:
     if not registry.is_registered(event.type):
         yield Delivery(
             event=event,
@@ -168,8 +170,9 @@ def _deliveries_for(event: OutboxEvent, now, token: int) -> Iterable[Delivery]:
         return
     lease_until = now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"])
     for sub in subscriptions.for_type(event.type):
-        if sub.ordered:
-            yield Delivery(event=event, handler=sub.name, queue=sub.queue, due_at=now, ordering_key=ordering_key(event))
+        if sub.ordered or sub.name in blocked:
+            key = ordering_key(event) if sub.ordered else None
+            yield Delivery(event=event, handler=sub.name, queue=sub.queue, due_at=now, ordering_key=key)
         else:
             yield Delivery(
                 event=event,
@@ -187,19 +190,28 @@ def ordering_key(event: OutboxEvent) -> str:
 
 
 def dispatch_due(*, batch_size: int) -> RelayStats:
-    """Dispatch deliveries that are due: new, retrying, or with an expired lease."""
+    """Dispatch deliveries that are due: new, retrying, or with an expired lease.
+
+    Pending deliveries of a handler whose circuit is open, half-open or
+    paused stay where they are; an open circuit past its cool-down gets one
+    probe delivery. Dispatched ones keep their lease's course whatever the
+    circuit: a runner given one parks it.
+    """
+    blocked = breaker.blocked_circuits()
+    stats = _dispatch_probes() if any(not c.paused for c in blocked) else RelayStats()
     with transaction.atomic():
         if connections["default"].vendor == "postgresql":
             postgresql.prefer_index_scans()
         due = list(
             _dispatchable()
+            .exclude(status=Status.PENDING, handler__in=[c.handler for c in blocked])
             .order_by("due_at")
             .select_for_update(skip_locked=True, of=("self",))
             .only(*DUE_FIELDS)[:batch_size]
         )
         if not due:
-            return RelayStats()
-        stats, token = RelayStats(), new_dispatch_token()
+            return stats
+        token = new_dispatch_token()
         to_send, still_queued = [], _still_queued(due)
         _extend_leases([d for d in due if d.id in still_queued])
         stats.waiting = len(still_queued)
@@ -216,13 +228,36 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
             stats.resent += verdict.resend
             stats.lost += verdict.lost
         _mark_dispatched(to_send, token, refunded=refunded)
-        stats.dispatched = len(to_send)
+        stats.dispatched += len(to_send)
         transaction.on_commit(lambda: _dispatched(to_send, token, stats))
     return stats
 
 
 DUE_FIELDS = ("id", "handler", "queue", "status", "attempts", "started_at", "redispatches", "crashes")
 DUE_FIELDS += ("ordering_key", "event_id")
+
+
+def _dispatch_probes() -> RelayStats:
+    """Send one delivery through each circuit past its cool-down, or whose probe is no longer under way."""
+    with transaction.atomic():
+        circuits = list(breaker.due_for_probe().select_for_update(skip_locked=True))
+        if not circuits:
+            return RelayStats()
+        token, probes = new_dispatch_token(), []
+        for circuit in circuits:
+            probe = (
+                _dispatchable()
+                .filter(handler=circuit.handler, status=Status.PENDING)
+                .order_by("due_at")
+                .select_for_update(skip_locked=True, of=("self",))
+                .only(*DUE_FIELDS)
+                .first()
+            )
+            breaker.let_probe_through(circuit, probe)
+            probes += [probe] if probe else []
+        _mark_dispatched(probes, token)
+        transaction.on_commit(lambda: send(probes, token=token))
+    return RelayStats(dispatched=len(probes))
 
 
 def _dispatchable():
@@ -281,7 +316,7 @@ def _extend_leases(deliveries: list[Delivery]) -> None:
     """Give deliveries still waiting in their queue another lease; their message is not sent again."""
     if deliveries:
         lease = settings.OUTBOX["LEASE_SECONDS"]
-        Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(due_at=_in(lease))
+        Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(due_at=db_now_plus(lease))
 
 
 @dataclass(frozen=True)
@@ -364,7 +399,12 @@ def _mark_dispatched(deliveries: list[Delivery], token: int, *, refunded: set[in
         else:
             groups[(kind, _lease_seconds(delivery, kind))].append(delivery.id)
     for (kind, lease), ids in groups.items():
-        fields = {"status": Status.DISPATCHED, "dispatch_token": token, "dispatched_at": Now(), "due_at": _in(lease)}
+        fields = {
+            "status": Status.DISPATCHED,
+            "dispatch_token": token,
+            "dispatched_at": Now(),
+            "due_at": db_now_plus(lease),
+        }
         if kind == "resend":
             fields["redispatches"] = F("redispatches") + 1
         Delivery.objects.filter(id__in=ids).update(**fields)
@@ -393,7 +433,7 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
         status=Status.DISPATCHED,
         dispatch_token=token,
         dispatched_at=Now(),
-        due_at=_in(settings.OUTBOX["LEASE_SECONDS"]),
+        due_at=db_now_plus(settings.OUTBOX["LEASE_SECONDS"]),
         crashes=F("crashes") + 1,
         started_at=None,
         last_error=error,
@@ -403,11 +443,6 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
     )
     delivery.crashes += 1  # as the row is now, so that its task travels alone
     logger.warning("outbox: delivery %s to %s: %s", delivery.id, delivery.handler, error)
-
-
-def _in(seconds: float) -> ExpressionWrapper:
-    """``now() + seconds`` on the database's clock."""
-    return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
 
 
 def _bury(delivery: Delivery, error: str, *, lost: bool = False) -> None:

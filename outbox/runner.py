@@ -45,10 +45,12 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from . import failures, metrics, postgresql
+from . import breaker, failures, metrics, postgresql
+from .clock import db_now_plus
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
-from .models import UNKNOWN_TYPE_HANDLER, Delivery, InboxEntry, OutboxEvent
+from .failures import Verdict
+from .models import UNKNOWN_TYPE_HANDLER, Delivery, HandlerCircuit, InboxEntry, OutboxEvent
 from .relay import kick_relay_on_commit, ordering_key, shared_starts, worker_lost_error
 from .subscriptions import Subscription, subscriptions
 
@@ -75,7 +77,9 @@ class RunReport:
     dead: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)  # their last attempt's worker was lost
     busy: list[int] = field(default_factory=list)  # started a moment ago by another runner, or just lost
-    handed_back: list[int] = field(default_factory=list)  # not run before the soft time limit; no attempt spent
+    handed_back: list[int] = field(default_factory=list)  # not run (time limit, or a circuit that opened): unspent
+    parked: list[int] = field(default_factory=list)  # their handler's circuit is open or paused: pending, unspent
+    outcomes: breaker.Outcomes = field(default_factory=breaker.Outcomes)  # for the handlers' circuit breakers
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class _Start:
     started_at: datetime | None
     lost: list[int]
     busy: list[int]
+    parked: list[int] = field(default_factory=list)
 
 
 class _HandlerFailed(Exception):
@@ -114,12 +119,15 @@ def run_deliveries(delivery_ids: list[int], *, token: int | None = None, deadlin
     when to stop starting deliveries: they are handed back, unspent.
     """
     start = _reconnecting(lambda: _start(delivery_ids, token))
-    report = RunReport(lost=start.lost, busy=start.busy)
-    report.skipped = sorted(set(delivery_ids) - set(start.started) - set(start.lost) - set(start.busy))
+    report = RunReport(lost=start.lost, busy=start.busy, parked=start.parked)
+    accounted = {*start.started, *start.lost, *start.busy, *start.parked}
+    report.skipped = sorted(set(delivery_ids) - accounted)
     if start.lost:
         _reconnecting(lambda: _record_lost(start.lost, report))
     if start.started:
         _reconnecting(lambda: _run_started(start, report, deadline))
+    if report.outcomes.tallies:
+        breaker.record(report.outcomes)
     metrics.record_dropped(len(report.skipped))
     return report
 
@@ -160,26 +168,39 @@ def _start(delivery_ids: list[int], token: int | None) -> _Start:
         )
     else:
         rows = _start_portable(delivery_ids, token, lease)
+    parked = [row[0] for row in rows if row[3]]
+    rows = [row for row in rows if not row[3]]
     started = [row[0] for row in rows if row[1] is not None]
     started_at = next((row[1] for row in rows if row[1] is not None), None)
     lost = [row[0] for row in rows if row[1] is None and row[2]]
     busy = [row[0] for row in rows if row[1] is None and not row[2]]
-    return _Start(started=started, started_at=started_at, lost=lost, busy=busy)
+    return _Start(started=started, started_at=started_at, lost=lost, busy=busy, parked=parked)
 
 
 def _start_portable(delivery_ids: list[int], token: int | None, lease: float) -> list[tuple]:
+    """The start without PostgreSQL's one statement (see postgresql.START_SQL); it takes no backlog along."""
     with transaction.atomic():
         rows = Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED)
         if token is not None:
             rows = rows.filter(dispatch_token=token)
-        found = list(rows.select_for_update().values_list("id", "started_at"))
+        found = list(rows.select_for_update().values_list("id", "started_at", "handler"))
         now = timezone.now()
-        fresh = [i for i, started in found if started is None]
+        blocked = {c.handler: c for c in breaker.blocked_circuits()}
+        parked = [i for i, started, handler in found if started is None and _held_back(i, blocked.get(handler))]
+        Delivery.objects.filter(id__in=parked).update(status=Status.PENDING, due_at=now, dispatch_token=None)
+        fresh = [i for i, started, _ in found if started is None and i not in parked]
         Delivery.objects.filter(id__in=fresh).update(
             attempts=F("attempts") + 1, started_at=now, due_at=now + timedelta(seconds=lease)
         )
         old = now - timedelta(seconds=START_GRACE_SECONDS)
-        return [(i, now if s is None else None, s is not None and s < old) for i, s in found]
+        return [(i, now if s is None else None, s is not None and s < old, i in parked) for i, s, _ in found]
+
+
+def _held_back(delivery_id: int, circuit: HandlerCircuit | None) -> bool:
+    """Whether a circuit keeps this delivery from starting: paused, open, or half-open for another probe."""
+    if circuit is None:
+        return False
+    return circuit.paused or circuit.state == circuit.State.OPEN or circuit.probe_delivery_id != delivery_id
 
 
 def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
@@ -198,9 +219,6 @@ def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
             refund = last and sub is not None and delivery.started_at in shared
             delivery.crashes += 1
             error = worker_lost_error(delivery.attempts, max_attempts, last=last, shared=refund)
-            if refund:
-                delivery.attempts -= 1
-                Delivery.objects.filter(id=delivery.id).update(attempts=F("attempts") - 1)
             outcome = _fail(
                 delivery,
                 error,
@@ -208,6 +226,7 @@ def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
                 subscription=sub,
                 bury=sub is None or (last and not refund),
                 cause=failures.WORKER_LOST,
+                refund=refund,
             )
             (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
             if outcome.ordering_key:
@@ -230,6 +249,7 @@ def _run_started(start: _Start, report: RunReport, deadline: float | None) -> No
     """Run the deliveries this runner started (the same attempt again, after a lost connection)."""
     for outcome in ("done", "failed", "dead", "handed_back"):
         getattr(report, outcome).clear()
+    report.outcomes.clear()
     try:
         _run_batch(start, report, deadline, isolate=len(start.started) > 1)
     except _HandlerFailed as failure:
@@ -248,24 +268,29 @@ def _run_started(start: _Start, report: RunReport, deadline: float | None) -> No
 def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isolate: bool) -> None:
     with transaction.atomic():
         claimed = _claim(start.started, start.started_at)
-        handled, handed_back = [], []
+        handled, handed_back, tripped = [], [], set()
         for index, delivery in enumerate(claimed):
             if deadline is not None and time.monotonic() >= deadline:
-                handed_back = claimed[index:]
+                handed_back += claimed[index:]
                 break
+            if delivery.handler in tripped:  # its circuit opens as this batch commits: the rest wait, unspent
+                handed_back.append(delivery)
+                continue
             try:
-                outcome = _run_one(delivery, isolate=isolate)
+                outcome = _run_one(delivery, report, isolate=isolate)
             except _OutOfTime as out_of_time:
                 if not _transaction_usable():
                     raise
                 _fail_out_of_time(delivery, out_of_time.trace, report)
-                handed_back = claimed[index + 1 :]
+                handed_back += claimed[index + 1 :]
                 break
             if outcome is None:
                 handled.append(delivery)
                 report.done.append(delivery.id)
             else:
                 (report.dead if outcome.status == Status.DEAD else report.failed).append(delivery.id)
+                if getattr(outcome, "trips_circuit", False):
+                    tripped.add(delivery.handler)
         _finish(handled)
         _hand_back(handed_back)
         report.handed_back = [d.id for d in handed_back]
@@ -298,7 +323,7 @@ def _give_up_at_the_time_limit(out_of_time: _OutOfTime, start: _Start, report: R
 def _fail_out_of_time(delivery: Delivery, trace: str, report: RunReport) -> None:
     """Record the attempt the soft time limit interrupted as failed (or dead, if it was the last)."""
     sub = subscriptions.get(delivery.handler)
-    failed = _fail(delivery, _describe(SoftTimeLimitExceeded()), trace, subscription=sub, cause=failures.TIME_LIMIT)
+    failed = _handler_failed(delivery, SoftTimeLimitExceeded(), trace, sub, report)
     (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
 
 
@@ -332,13 +357,7 @@ def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report
         if not claimed:  # another runner took it over meanwhile
             report.skipped.append(failure.delivery.id)
             return
-        outcome = _fail(
-            claimed[0],
-            _describe(failure.exc),
-            failure.trace,
-            subscription=failure.subscription,
-            cause=failures.error_type(failure.exc),
-        )
+        outcome = _handler_failed(claimed[0], failure.exc, failure.trace, failure.subscription, report)
         (report.dead if outcome.status == Status.DEAD else report.failed).append(outcome.id)
         if outcome.ordering_key:
             kick_relay_on_commit()
@@ -358,7 +377,7 @@ def _claim(delivery_ids: list[int], started_at: datetime | None, *, wait: bool =
     )
 
 
-def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
+def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool) -> Delivery | None:
     """Run one delivery (in a savepoint if ``isolate``). None when it succeeded, else the updated row."""
     if delivery.already_handled:
         delivery.skip_inbox = True
@@ -403,9 +422,10 @@ def _run_one(delivery: Delivery, *, isolate: bool) -> Delivery | None:
         if isinstance(exc, SoftTimeLimitExceeded):
             _cancel_running_query()
             raise _OutOfTime(delivery, trace) from exc
-        return _fail(delivery, _describe(exc), trace, subscription=subscription, cause=failures.error_type(exc))
+        return _handler_failed(delivery, exc, trace, subscription, report)
     finally:
         metrics.HANDLER_SECONDS.labels(delivery.handler).observe(time.perf_counter() - started)
+    report.outcomes.add(subscription, ok=True)
     return None
 
 
@@ -436,6 +456,45 @@ def _hand_back(deliveries: list[Delivery]) -> None:
         )
 
 
+def _handler_failed(
+    delivery: Delivery, exc: BaseException, trace: str, subscription: Subscription, report: RunReport
+) -> Delivery:
+    """A handler raised: what its subscription's exception policy and circuit make of it.
+
+    Permanent: dead now. ``RetryLater``: due when the handler said, not
+    counted unless it asked. Transient: counted towards the circuit breaker;
+    while the circuit is open or half-open the outage is known, so the
+    attempt is not charged to the delivery; otherwise retried with backoff
+    until ``max_attempts``.
+    """
+    cause, error = failures.error_type(exc), _describe(exc)
+    verdict = subscription.verdict(exc)
+    if verdict is Verdict.PERMANENT:
+        return _fail(delivery, f"Permanent failure (not retried): {error}", trace, bury=True, cause=cause)
+    if verdict is Verdict.DEFERRED:
+        return _defer(delivery, exc, subscription, cause)
+    circuit = breaker.circuit_of(delivery.handler) if subscription.has_breaker else None
+    report.outcomes.add(subscription, ok=False, error=error)
+    if breaker.outage_known(circuit):
+        error += f" (not counted as an attempt: the circuit of {delivery.handler} is {circuit.get_state_display()})"
+        return _fail(delivery, error, trace, subscription=subscription, cause=cause, refund=True)
+    failed = _fail(delivery, error, trace, subscription=subscription, cause=cause)
+    tally = report.outcomes.tallies.get(delivery.handler)
+    if tally is not None:
+        earlier = 0 if tally.succeeded or circuit is None else circuit.consecutive_failures
+        failed.trips_circuit = earlier + tally.failures >= subscription.setting("BREAKER_THRESHOLD")
+    return failed
+
+
+def _defer(delivery: Delivery, exc: failures.RetryLater, subscription: Subscription, cause: str) -> Delivery:
+    """The handler asked to be tried again at a time of its choosing."""
+    counted = " (counted as a failed attempt)" if exc.counted else " (not counted as an attempt)"
+    error = f"Retry later in {exc.seconds:g} s, as the handler asked: {exc}{counted}"
+    if exc.counted and delivery.attempts >= subscription.setting("MAX_ATTEMPTS"):
+        return _fail(delivery, error, "", subscription=subscription, cause=cause)
+    return _fail(delivery, error, "", subscription=subscription, cause=cause, refund=not exc.counted, delay=exc.seconds)
+
+
 def _fail(
     delivery: Delivery,
     error: str,
@@ -444,18 +503,25 @@ def _fail(
     subscription: Subscription | None = None,
     bury: bool = False,
     cause: str = "",
+    refund: bool = False,
+    delay: float | None = None,
 ) -> Delivery:
-    """Record a failed attempt: retry later with backoff, or dead when out of attempts."""
+    """Record a failed attempt: retry later with backoff (or after ``delay``), or dead when out of attempts.
+
+    ``refund``: the attempt is not counted (the delivery is not a step closer to the dead letter).
+    """
     delivery.last_error, delivery.traceback, delivery.started_at = error[:10_000], trace, None
     delivery.error_type, delivery.error_pattern = cause, failures.error_pattern(error)
-    if bury or delivery.attempts >= subscription.setting("MAX_ATTEMPTS"):
+    if refund:
+        delivery.attempts -= 1
+    if bury or (not refund and delivery.attempts >= subscription.setting("MAX_ATTEMPTS")):
         delivery.status, delivery.finished_at = Status.DEAD, Now()
         logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
     else:
         delivery.status = Status.PENDING
-        delay = timedelta(seconds=backoff_seconds(subscription, delivery.attempts))
-        delivery.due_at = ExpressionWrapper(Now() + Value(delay), output_field=DateTimeField())
-    fields = ["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes"]
+        seconds = delay if delay is not None else backoff_seconds(subscription, max(1, delivery.attempts))
+        delivery.due_at = db_now_plus(seconds)
+    fields = ["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes", "attempts"]
     delivery.save(update_fields=[*fields, "error_type", "error_pattern"])
     return delivery
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .events import DomainEvent, Envelope, registry
+from .failures import Verdict, classify
 
 Handler = Callable[[Any, Envelope], None]
 
@@ -37,6 +38,20 @@ class Subscription:
     backoff_cap: float | None = None
     ordered: bool = False  # hold an aggregate's event n+1 until event n is finished
     on_dead: Literal["stop", "skip"] = "stop"  # ordered only: does a dead event hold the key?
+    # The exception policy: exceptions dead at once, and exceptions retried with backoff (the default for
+    # any exception neither lists); the most specific match wins. See outbox/failures.py.
+    permanent: tuple[type[BaseException], ...] = ()
+    transient: tuple[type[BaseException], ...] = ()
+    breaker_threshold: int | None = None  # consecutive failures that open the circuit; 0: no breaker
+    breaker_cooldown: float | None = None  # seconds an open circuit waits before one probe delivery
+
+    @property
+    def has_breaker(self) -> bool:
+        return self.setting("BREAKER_THRESHOLD") > 0
+
+    def verdict(self, exc: BaseException) -> Verdict:
+        """What this handler's exception means under the subscription's policy."""
+        return classify(exc, permanent=self.permanent, transient=self.transient)
 
     @property
     def event_type(self) -> str:
@@ -47,6 +62,8 @@ class Subscription:
             "MAX_ATTEMPTS": self.max_attempts,
             "BACKOFF_BASE_SECONDS": self.backoff_base,
             "BACKOFF_CAP_SECONDS": self.backoff_cap,
+            "BREAKER_THRESHOLD": self.breaker_threshold,
+            "BREAKER_COOLDOWN_SECONDS": self.breaker_cooldown,
         }[key]
         return settings.OUTBOX[key] if value is None else value
 
@@ -88,11 +105,29 @@ class SubscriptionRegistry:
 
 
 def _with_defaults(subscription: Subscription, app_label: str) -> Subscription:
-    return replace(
+    subscription = replace(
         subscription,
         name=subscription.name or f"{app_label}.{subscription.handler.__name__}",
         queue=subscription.queue or app_label,
+        permanent=tuple(subscription.permanent),
+        transient=tuple(subscription.transient),
     )
+    _check_policy(subscription)
+    return subscription
+
+
+def _check_policy(subscription: Subscription) -> None:
+    """Refuse, at start-up, a policy that names something other than exception classes, or a bad breaker."""
+    for option in ("permanent", "transient"):
+        for cls in getattr(subscription, option):
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                raise ImproperlyConfigured(
+                    f"{subscription.name}: {option}= lists {cls!r}, which is not an exception class."
+                )
+    if subscription.breaker_threshold is not None and subscription.breaker_threshold < 0:
+        raise ImproperlyConfigured(f"{subscription.name}: breaker_threshold must be 0 (no breaker) or more.")
+    if subscription.breaker_cooldown is not None and not subscription.breaker_cooldown > 0:
+        raise ImproperlyConfigured(f"{subscription.name}: breaker_cooldown must be a positive number of seconds.")
 
 
 subscriptions = SubscriptionRegistry()

@@ -295,6 +295,11 @@ OUTBOX = {
     "MAX_ATTEMPTS": env.int("OUTBOX_MAX_ATTEMPTS", default=8),
     "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2.0),
     "BACKOFF_CAP_SECONDS": env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=600.0),
+    # Circuit breaker, per subscription (0: none): this many consecutive failures
+    # of a handler, across deliveries, open it; its deliveries then wait for the
+    # cool-down spending no attempts, and one probe delivery tests the way.
+    "BREAKER_THRESHOLD": env.int("OUTBOX_BREAKER_THRESHOLD", default=0),
+    "BREAKER_COOLDOWN_SECONDS": env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=30.0),
     # After a commit that published events, enqueue a (coalesced) relay run.
     "KICK_ON_COMMIT": env.bool("OUTBOX_KICK_ON_COMMIT", default=True),
     # How often the dedicated relay process (manage.py outbox_relay) polls

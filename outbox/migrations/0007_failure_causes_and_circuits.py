@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('handler', models.CharField(max_length=200, unique=True)),
-                ('state', models.CharField(choices=[('closed', 'Closed'), ('open', 'Open'), ('half_open', 'half-open')], default='closed', max_length=10)),
+                ('state', models.CharField(choices=[('closed', 'closed'), ('open', 'open'), ('half_open', 'half-open')], default='closed', max_length=10)),
                 ('consecutive_failures', models.PositiveIntegerField(default=0)),
                 ('opened_at', models.DateTimeField(blank=True, null=True)),
                 ('retry_at', models.DateTimeField(blank=True, null=True)),

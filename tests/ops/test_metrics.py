@@ -9,6 +9,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbox.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, exposition, record_deliveries_done
+from outbox.models import HandlerCircuit
 
 pytestmark = pytest.mark.django_db
 
@@ -58,10 +59,30 @@ def test_the_table_figures_cost_one_query_per_scrape(make_delivery):
     # when
     with CaptureQueriesContext(connection) as queries:
         exposition()
-    # then: one grouped query over the rows not done (the partial index), never the done ones
-    assert len(queries) == 1
-    assert "NOT" in queries[0]["sql"]
-    assert "'done'" in queries[0]["sql"]
+    # then: one grouped query over the rows not done (the partial index), never the done ones,
+    # and one over the circuits (a row per handler at most)
+    [deliveries] = [q["sql"] for q in queries if '"outbox_delivery"' in q["sql"]]
+    assert "NOT" in deliveries
+    assert "'done'" in deliveries
+    assert [q["sql"] for q in queries if '"outbox_handler_circuit"' in q["sql"]] == [queries[-1]["sql"]]
+    assert len(queries) == 2
+
+
+def test_each_handlers_circuit_state_is_shown(client):
+    # given one open circuit and one paused handler
+    HandlerCircuit.objects.create(handler="probe.call_downstream", state="open", consecutive_failures=3)
+    HandlerCircuit.objects.create(handler="probe.record_a", paused=True)
+    # when
+    found = samples(client.get("/metrics").content.decode())
+
+    # then
+    def state(handler: str, name: str) -> float:
+        return found[("outbox_circuit_state", (("handler", handler), ("state", name)))]
+
+    assert (state("probe.call_downstream", "open"), state("probe.call_downstream", "closed")) == (1, 0)
+    assert (state("probe.record_a", "paused"), state("probe.record_a", "closed")) == (1, 0)
+    assert state("probe.record_c", "closed") == 1
+    assert found[("outbox_circuit_consecutive_failures", (("handler", "probe.call_downstream"),))] == 3
 
 
 def test_counters_and_histograms_recorded_in_this_process_are_shown(client):

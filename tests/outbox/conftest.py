@@ -1,4 +1,6 @@
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -66,3 +68,53 @@ def dlq_operator(db):
     user = get_user_model().objects.create_user("operator", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="retry_delivery"))
     return user
+
+
+class Downstream:
+    """An HTTP service of the test's own that the ``probe.call_downstream`` handler calls; stop it for an outage."""
+
+    def __init__(self) -> None:
+        self.server: ThreadingHTTPServer | None = None
+        self.port = 0
+        self.calls = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        owner = self
+
+        class Answer(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.calls += 1
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Answer)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Connections are refused from now on, until :meth:`start`."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def downstream():
+    """The downstream service, up, its address published to the probe handler (in whichever process it runs)."""
+    from tests.outbox.probe.handlers import DOWNSTREAM_URL_KEY, side_channel
+
+    service = Downstream()
+    service.start()
+    side_channel().set(DOWNSTREAM_URL_KEY, service.url)
+    yield service
+    service.stop()

@@ -1,12 +1,15 @@
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox.models import Delivery, InboxEntry, OutboxEvent
+from outbox.models import Delivery, HandlerCircuit, InboxEntry, OutboxEvent
 from outbox.publishing import publish
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
@@ -26,7 +29,7 @@ def test_outbox_status_prints_open_work_per_handler(capsys):
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
     assert lines["probe.breakable"][:3] == ["0", "0", "1"]
     assert lines["probe.record_a"][:3] == ["0", "1", "0"]
-    assert lines["probe.flaky"] == ["0", "0", "0", "-"]
+    assert lines["probe.flaky"] == ["0", "0", "0", "-", "closed"]
 
 
 def test_outbox_dlq_lists_dead_letters_with_their_error(capsys):
@@ -68,3 +71,75 @@ def test_outbox_prune_deletes_old_finished_work_but_keeps_events(capsys):
     assert not Delivery.objects.filter(event=old_row).exists()
     assert Delivery.objects.filter(event=fresh_row).count() == 3
     assert OutboxEvent.objects.count() == 2
+
+
+def test_fail_on_passes_quietly_when_nothing_is_wrong(capsys):
+    call_command("outbox_status", fail_on=_conditions("dead,oldest-pending=60s,breaker-open"))
+    assert capsys.readouterr().out.strip() == "ok"
+
+
+def test_fail_on_dead_exits_1_naming_the_handler():
+    make_dead_letter()
+    with pytest.raises(CommandError, match=r"^dead letters: probe\.breakable \(1\)$") as failed:
+        call_command("outbox_status", fail_on=_conditions("dead"))
+    assert failed.value.returncode == 1
+    call_command("outbox_status", fail_on=_conditions("dead=1"))  # one dead letter allowed: passes
+
+
+def test_fail_on_oldest_pending_and_open_breakers():
+    with transaction.atomic():
+        publish(Pinged(thing_id=uuid.uuid4()))
+    fan_out(batch_size=10)
+    Delivery.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    HandlerCircuit.objects.create(handler="probe.call_downstream", state="open")
+    with pytest.raises(CommandError) as failed:
+        call_command("outbox_status", fail_on=_conditions("oldest-pending=2m,breaker-open"))
+    reason = str(failed.value)
+    assert "oldest pending over 120s: probe.record_a (300s)" in reason
+    assert "circuit not closed: probe.call_downstream (open)" in reason
+    assert "\n" not in reason
+
+
+@pytest.mark.parametrize("bad", ["dead,bogus", "oldest-pending=soon", "oldest-pending=²s", "dead=-1", "", "paused=1"])
+def test_a_bad_fail_on_condition_exits_2_with_what_is_understood(bad):
+    result = _manage("outbox_status", "--fail-on", bad)
+    assert result.returncode == 2
+    assert "--fail-on" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_outbox_handler_pauses_shows_and_resumes(capsys):
+    call_command("outbox_handler", "pause", "probe.call_downstream")
+    call_command("outbox_handler", "status", "probe.call_downstream")
+    assert "probe.call_downstream; paused; circuit closed" in capsys.readouterr().out
+    assert HandlerCircuit.objects.get(handler="probe.call_downstream").paused
+    call_command("outbox_handler", "resume", "probe.call_downstream")
+    assert not HandlerCircuit.objects.get(handler="probe.call_downstream").paused
+
+
+def test_outbox_handler_refuses_an_unknown_handler_with_exit_2_and_changes_nothing():
+    result = _manage("outbox_handler", "pause", "probe.nobody")
+    assert result.returncode == 2
+    assert "No handler is subscribed as 'probe.nobody'" in result.stderr
+    assert "probe.call_downstream" in result.stderr  # it names the ones there are
+    assert not HandlerCircuit.objects.exists()
+    assert _manage("outbox_handler", "stop", "probe.record_a").returncode == 2
+
+
+def _conditions(text: str):
+    from outbox.management.commands.outbox_status import _fail_on
+
+    return _fail_on(text)
+
+
+def _manage(*args: str) -> subprocess.CompletedProcess:
+    """Run a management command as an operator would, against the test database."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "TEST_DATABASE_URL": _test_database_url()}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -80,3 +80,25 @@ class Crashed(DomainEvent):
 
     thing_id: UUID
     how: str = ""  # "sigkill" or "exit": how the handler kills its process; "" to just record
+
+
+class Called(DomainEvent):
+    """Delivered to a handler that calls an HTTP service of the test's (its downstream)."""
+
+    event_type: ClassVar[str] = "probe.Called"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seq: int = 0
+
+
+class Judged(DomainEvent):
+    """Delivered to a handler that raises what ``raises`` names, to try the exception policy."""
+
+    event_type: ClassVar[str] = "probe.Judged"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    raises: str = ""  # "", "permanent", "later", "later-counted", or an exception class: KeyError, IndexError, ...

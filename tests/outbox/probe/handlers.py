@@ -4,17 +4,20 @@ Side channels that must survive a rolled-back attempt (how often a handler
 started, how often the flaky one failed) go to Redis, which no rollback undoes.
 """
 
+import builtins
 import os
 import signal
 import time
+import urllib.request
 
 import redis
 from django.conf import settings
 
+from outbox import Permanent, RetryLater
 from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
-from .events import Broke, Crashed, Flaked, Pinged, Priced, Slept, Stepped
+from .events import Broke, Called, Crashed, Flaked, Judged, Pinged, Priced, Slept, Stepped
 from .models import Effect, Switch
 
 
@@ -81,6 +84,28 @@ def crash(event: Crashed, envelope: Envelope) -> None:
     _record("crash", event, envelope)
 
 
+DOWNSTREAM_URL_KEY = "probe:downstream-url"
+
+
+def call_downstream(event: Called, envelope: Envelope) -> None:
+    """Calls the test's HTTP service, whose address the test put in the side channel; it may be stopped."""
+    url = side_channel().get(DOWNSTREAM_URL_KEY).decode()
+    with urllib.request.urlopen(f"{url}/?event={envelope.event_id}", timeout=2) as response:
+        response.read()
+    _record("downstream", event, envelope, seq=event.seq)
+
+
+def judge(event: Judged, envelope: Envelope) -> None:
+    """Raises what the event says, so that a test sees what the subscription's policy makes of it."""
+    if event.raises == "permanent":
+        raise Permanent(f"thing {event.thing_id} can never be judged")
+    if event.raises.startswith("later"):
+        raise RetryLater(0.5, "the judge is busy", counted=event.raises == "later-counted")
+    if event.raises:
+        raise getattr(builtins, event.raises)(f"judging {event.thing_id} failed")
+    _record("judge", event, envelope)
+
+
 SUBSCRIPTIONS = [
     Subscription(Pinged, record_a),
     Subscription(Pinged, record_b),
@@ -91,4 +116,24 @@ SUBSCRIPTIONS = [
     Subscription(Slept, slow, max_attempts=10, backoff_base=0.1),
     Subscription(Broke, breakable, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
     Subscription(Crashed, crash, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
+    # A downstream service behind a circuit breaker: 3 failures in a row open it for 1 s.
+    Subscription(
+        Called,
+        call_downstream,
+        max_attempts=3,
+        backoff_base=0.1,
+        backoff_cap=0.4,
+        breaker_threshold=3,
+        breaker_cooldown=1.0,
+    ),
+    # LookupErrors are permanent, except KeyError (the more specific), which is transient.
+    Subscription(
+        Judged,
+        judge,
+        max_attempts=3,
+        backoff_base=0.1,
+        backoff_cap=0.5,
+        permanent=(LookupError,),
+        transient=(KeyError,),
+    ),
 ]
