@@ -5,7 +5,7 @@ from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
 from .events import StockLine
-from .services import stock_release, stock_reserve, stock_ship_out
+from .services import UnknownSku, stock_release, stock_reserve, stock_ship_out
 
 
 def reserve_stock(event: OrderConfirmed, envelope: Envelope) -> None:
@@ -23,7 +23,8 @@ def ship_stock(event: OrderShipped, envelope: Envelope) -> None:
 
 
 SUBSCRIPTIONS = [
-    Subscription(OrderConfirmed, reserve_stock, backoff_base=0.5),
+    # A SKU inventory has never heard of will not appear by retrying.
+    Subscription(OrderConfirmed, reserve_stock, backoff_base=0.5, permanent=(UnknownSku,)),
     Subscription(OrderCancelled, release_stock, backoff_base=0.5),
     Subscription(OrderShipped, ship_stock, backoff_base=0.5),
 ]

@@ -64,7 +64,10 @@ def classify(
 
 def error_type(exc: BaseException) -> str:
     """The exception's class as dead letters are grouped by it: ``module.Qualname`` (builtins bare)."""
-    cls = type(exc)
+    return class_name(type(exc))
+
+
+def class_name(cls: type) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.urls import reverse
 
-from outbox.models import Delivery
+from outbox.models import Delivery, HandlerCircuit
 from outbox.publishing import publish
 from outbox.relay import fan_out
 from tests.outbox.conftest import make_dead_letter
@@ -72,3 +72,45 @@ def test_an_events_page_summarises_its_deliveries(client, dlq_operator, dead_let
     assert "probe.breakable dead (failed x3)" in page
     assert "probe.record_a dispatched" in page
     assert row.type in page
+
+
+@pytest.fixture
+def handler_operator(db):
+    """Staff allowed to pause and resume handlers, and nothing else."""
+    user = get_user_model().objects.create_user("switcher", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="operate_handler"))
+    return user
+
+
+def test_the_circuits_page_lists_every_handler_with_its_state(client, handler_operator):
+    HandlerCircuit.objects.create(handler="probe.call_downstream", state="open", consecutive_failures=4)
+    client.force_login(handler_operator)
+    page = client.get(reverse("admin:outbox_handlercircuit_changelist")).content.decode()
+    assert "probe.call_downstream" in page
+    assert "probe.record_c" in page  # never failed, listed all the same
+    assert ">open<" in page
+
+
+def test_staff_with_the_permission_pause_and_resume_handlers(client, handler_operator):
+    client.force_login(handler_operator)
+    url = reverse("admin:outbox_handlercircuit_changelist")
+    client.get(url)  # lists, and so creates, every handler's row
+    circuit = HandlerCircuit.objects.get(handler="probe.record_a")
+    client.post(url, {"action": "pause", "_selected_action": [circuit.id]})
+    circuit.refresh_from_db()
+    assert (circuit.paused, circuit.paused_by) == (True, handler_operator)
+    client.post(url, {"action": "resume", "_selected_action": [circuit.id]})
+    circuit.refresh_from_db()
+    assert not circuit.paused
+
+
+def test_staff_without_the_permission_cannot_pause(client, dlq_operator):
+    dlq_operator.user_permissions.add(Permission.objects.get(codename="view_handlercircuit"))
+    client.force_login(dlq_operator)
+    url = reverse("admin:outbox_handlercircuit_changelist")
+    client.get(url)
+    circuit = HandlerCircuit.objects.get(handler="probe.record_a")
+    client.post(url, {"action": "pause", "_selected_action": [circuit.id]})
+    circuit.refresh_from_db()
+    assert not circuit.paused
+    assert client.get(url).context["action_form"] is None
