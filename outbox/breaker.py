@@ -158,8 +158,10 @@ def due_for_probe() -> QuerySet[HandlerCircuit]:
 
 def let_probe_through(circuit: HandlerCircuit, probe: Delivery | None) -> None:
     """Half-open the circuit with this delivery as its probe (None: the next delivery to come is)."""
-    circuit.state = State.HALF_OPEN
-    circuit.probe_delivery_id = probe.id if probe else None
+    probe_id = probe.id if probe else None
+    if (circuit.state, circuit.probe_delivery_id) == (State.HALF_OPEN, probe_id):
+        return  # an idle half-open circuit still waiting for a delivery: nothing to write
+    circuit.state, circuit.probe_delivery_id = State.HALF_OPEN, probe_id
     circuit.save(update_fields=["state", "probe_delivery_id", "updated_at"])
     if probe:
         logger.info("outbox: circuit of %s is half-open: delivery %s probes the way", circuit.handler, probe.id)
