@@ -10,20 +10,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from outbox import failures, relay, selectors, services
+from outbox import relay, selectors, services
 from outbox.models import Delivery
 from tests.outbox.probe.handlers import BeltMissing
-from tests.support.deliveries import make_delivery
+from tests.support.deliveries import make_dead_letter_of as dead
 
 pytestmark = pytest.mark.django_db
-
-
-def dead(exc: Exception, *, handler: str = "probe.jammable", **fields) -> Delivery:
-    """A dead letter as the runner leaves one after the handler raised ``exc``."""
-    error = f"{type(exc).__name__}: {exc}"
-    cause = {"error_type": failures.error_type(exc), "error_pattern": failures.error_pattern(error)}
-    trace = f"Traceback (most recent call last):\n  ...\n{error}"
-    return make_delivery(handler=handler, last_error=error, traceback=trace, **cause, **fields)
 
 
 def jam(number: int = 1, **fields) -> Delivery:
