@@ -8,6 +8,7 @@ letters can also be seen, retried and discarded by cause (Grouped by cause).
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -257,9 +258,30 @@ def _group_outcome(group: DeadLetterGroup, action: str, count: int) -> str:
     )
 
 
+class DeliveryChangeList(ChangeList):
+    """A page of deliveries, with what each held one waits for found in one query for the page, not one per row."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        holds = selectors.deliveries_held(delivery_ids=[d.id for d in self.result_list])
+        for delivery in self.result_list:
+            delivery.waits_for_delivery = holds.get(delivery.id)
+
+
+def _waits_for(holder: Delivery | None) -> str:
+    if holder is None:
+        return "-"
+    link = reverse("admin:outbox_delivery_change", args=[holder.id])
+    if holder.status == Delivery.Status.DEAD:
+        error = (holder.last_error.splitlines() or [""])[0][:120]
+        return format_html('held by delivery <a href="{}">#{}</a> (dead: {})', link, holder.id, error)
+    return format_html('waiting for delivery <a href="{}">#{}</a> ({})', link, holder.id, holder.status)
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
-    list_display = ("id", "handler", "queue", "status", "attempts", "event_link", "due_at", "finished_at")
+    list_display = ("id", "handler", "queue", "status", "waits_for", "attempts", "event_link", "due_at", "finished_at")
     list_filter = ("status", ContextFilter, HandlerFilter)
     search_fields = ("=event__event_id", "=event__aggregate_id", "handler")
     list_select_related = ("event",)
@@ -268,6 +290,7 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
         "handler",
         "queue",
         "status",
+        "waits_for",
         "attempts",
         "crashes",
         "redispatches",
@@ -285,6 +308,16 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
     )
     exclude = ("event", "traceback", "last_error")
     show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return DeliveryChangeList
+
+    @admin.display(description="waits for")
+    def waits_for(self, obj: Delivery) -> str:
+        """For a pending delivery of an ordered handler: the earlier delivery of its aggregate it waits for."""
+        if not hasattr(obj, "waits_for_delivery"):  # its own page, not a list's
+            obj.waits_for_delivery = selectors.deliveries_held(delivery_ids=[obj.id]).get(obj.id)
+        return _waits_for(obj.waits_for_delivery)
 
     @admin.display(description="last error")
     def last_error_of_attempt(self, obj: Delivery) -> str:

@@ -3,7 +3,8 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from outbox.models import Delivery
@@ -11,7 +12,7 @@ from outbox.publishing import publish
 from outbox.relay import fan_out
 from outbox.selectors import dead_letter_group_id
 from tests.outbox.conftest import make_dead_letter
-from tests.outbox.probe.events import Pinged
+from tests.outbox.probe.events import Pinged, Stepped
 from tests.support.deliveries import make_dead_letter_of
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +212,44 @@ def test_staff_without_the_retry_permission_see_the_groups_but_cannot_act_on_the
 def test_staff_without_any_outbox_permission_may_not_see_the_groups(client):
     client.force_login(get_user_model().objects.create_user("nobody", password="pw", is_staff=True))
     assert client.get(GROUPS_URL).status_code == 403
+
+
+# held deliveries
+
+
+def test_a_held_delivery_names_the_dead_delivery_it_waits_for(client, dlq_operator):
+    # given steps 1..3 of one thing, step 1 dead
+    thing = uuid.uuid4()
+    with transaction.atomic():
+        events = [publish(Stepped(thing_id=thing, seq=seq)) for seq in (1, 2, 3)]
+    fan_out(batch_size=10)
+    first, _, third = (Delivery.objects.get(event=e) for e in events)
+    Delivery.objects.filter(id=first.id).update(status="dead", last_error="RuntimeError: step 1 cannot be recorded")
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    # when
+    listing = client.get(reverse("admin:outbox_delivery_changelist"), {"handler": "probe.record_step"})
+    page = client.get(reverse("admin:outbox_delivery_change", args=[third.id])).content.decode()
+    # then the list and the delivery's page say which one holds it, with a link
+    held = f'held by delivery <a href="/admin/outbox/delivery/{first.id}/change/">#{first.id}</a>'
+    rows = listing.content.decode()
+    assert rows.count(f"{held} (dead: RuntimeError: step 1 cannot be recorded)") == 2
+    assert f"{held} (dead: RuntimeError: step 1 cannot be recorded)" in page
+
+
+def test_the_delivery_list_finds_what_its_held_deliveries_wait_for_in_one_query(client):
+    # given ten things, each with a dead first step and a held second one
+    for _ in range(10):
+        with transaction.atomic():
+            thing = uuid.uuid4()
+            first = publish(Stepped(thing_id=thing, seq=1))
+            publish(Stepped(thing_id=thing, seq=2))
+        fan_out(batch_size=10)
+        Delivery.objects.filter(event=first).update(status="dead")
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    url = reverse("admin:outbox_delivery_changelist")
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, {"handler": "probe.record_step"}).content.decode()
+    # then
+    assert page.count("held by delivery") == 10
+    assert sum('AS "held_by"' in q["sql"] for q in queries) == 1
