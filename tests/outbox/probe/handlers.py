@@ -52,8 +52,9 @@ def record_hop(event: Hopped, envelope: Envelope) -> None:
 
 
 def _step(handler: str, event: Stepped | Hopped, envelope: Envelope) -> None:
+    """A step that says ``fail`` fails until switch ``steps-mended`` is turned on."""
     time.sleep((event.seq % 3) * 0.005)  # uneven work, so that unordered runs would interleave
-    if event.fail:
+    if event.fail and not Switch.objects.filter(name="steps-mended", on=True).exists():
         raise RuntimeError(f"step {event.seq} of {event.thing_id} cannot be recorded")
     _record(handler, event, envelope, seq=event.seq)
 
