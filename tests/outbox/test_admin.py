@@ -121,7 +121,7 @@ def test_the_grouped_page_shows_each_cause_with_its_count_times_pattern_and_an_e
     assert f"<summary>Example: delivery #{letters[-1].id}, the latest</summary>" in row
     assert "Traceback (most recent call last)" in row
     assert f'href="/admin/outbox/deadletter/?group={group_of(letters[0])}"' in row
-    assert f"{letters[0].finished_at:%Y-%m-%d %H:%M:%S}" in row
+    assert f"{letters[0].finished_at:%Y-%m-%d}<br>{letters[0].finished_at:%H:%M:%S}" in row
     assert 'name="limit"' in row
     assert 'value="retry"' in row
     assert 'value="discard"' in row
