@@ -91,6 +91,10 @@ class ContextFilter(admin.SimpleListFilter):
         return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
+GROUPS_OFFERED = 20  # in the cause filter's list
+GROUPS_SHOWN = 200  # on the grouped page, largest first
+
+
 class DeadLetterGroupFilter(admin.SimpleListFilter):
     """The letters of one group (``?group=<id>``), as the grouped view links to them: the largest groups are offered."""
 
@@ -118,10 +122,6 @@ class DeadLetterGroupFilter(admin.SimpleListFilter):
             error_pattern=group.error_pattern,
             resolved_at__isnull=True,
         )
-
-
-GROUPS_OFFERED = 20  # in the cause filter's list
-GROUPS_SHOWN = 200  # on the grouped page, largest first
 
 
 @admin.register(OutboxEvent)

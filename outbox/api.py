@@ -331,7 +331,7 @@ def _group_outcome(group: DeadLetterGroup, done: str, count: int, meaning: str) 
     remaining = selectors.dead_letters_of_group(group).count()
     detail = (
         f"{done.capitalize()} {count:,} of {count + remaining:,} dead letters of {group.handler} "
-        f"({group.error_type or 'cause unknown'}), {meaning}; {remaining:,} remain."
+        f"({group.error_type or 'cause not recorded'}), {meaning}; {remaining:,} remain."
     )
     return {"group": group, done: count, "remaining": remaining, "detail": detail}
 
