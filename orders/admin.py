@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from outbox.admin import ReadOnlyAdmin
 from outbox.models import Delivery, OutboxEvent
+from outbox.selectors import deliveries_held
 
 from . import selectors
 from .models import Order, OrderError, OrderLine, OrderSaga
@@ -86,7 +87,8 @@ class OrderAdmin(ReadOnlyAdmin):
         if not events:
             return "-"
         types = {event.event_id: event.type for event in events}
-        rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(event, types),) for event in events))
+        holds = deliveries_held(delivery_ids=[d.id for event in events for d in event.deliveries.all()])
+        rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(event, types, holds),) for event in events))
         return format_html(
             '<table class="order-timeline"><thead><tr><th>event</th><th>occurred at (UTC)</th><th>type</th>'
             "<th>caused by</th><th>deliveries</th></tr></thead><tbody>{}</tbody></table>",
@@ -110,7 +112,7 @@ class OrderAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{cancelled} order{'s' if cancelled != 1 else ''} cancelled.", messages.SUCCESS)
 
 
-def _event_cells(event: OutboxEvent, types: dict) -> str:
+def _event_cells(event: OutboxEvent, types: dict, holds: dict[int, Delivery]) -> str:
     return format_html(
         '<td><a href="{}">#{}</a></td><td>{}</td><td><b>{}</b> v{}</td><td>{}</td><td>{}</td>',
         reverse("admin:outbox_outboxevent_change", args=[event.id]),
@@ -119,16 +121,16 @@ def _event_cells(event: OutboxEvent, types: dict) -> str:
         event.type,
         event.version,
         types.get(event.causation_id, event.causation_id or "-"),
-        _deliveries(list(event.deliveries.all())),
+        _deliveries(list(event.deliveries.all()), holds),
     )
 
 
-def _deliveries(deliveries: list[Delivery]) -> str:
+def _deliveries(deliveries: list[Delivery], holds: dict[int, Delivery]) -> str:
     if not deliveries:
         return "-"
     return format_html_join(
         "<br>",
-        '<a href="{}">{}</a>: {} ({} attempt{})',
+        '<a href="{}">{}</a>: {} ({} attempt{}){}',
         (
             (
                 reverse("admin:outbox_delivery_change", args=[d.id]),
@@ -136,10 +138,20 @@ def _deliveries(deliveries: list[Delivery]) -> str:
                 d.status,
                 d.attempts,
                 "" if d.attempts == 1 else "s",
+                _held(holds.get(d.id)),
             )
             for d in deliveries
         ),
     )
+
+
+def _held(holder: Delivery | None) -> str:
+    """What a delivery of an ordered handler waits for, after its status: ", held by #12 (dead)"."""
+    if holder is None:
+        return ""
+    link = reverse("admin:outbox_delivery_change", args=[holder.id])
+    verb = "held by" if holder.status == Delivery.Status.DEAD else "waiting for"
+    return format_html(', {} <a href="{}">#{}</a> ({})', verb, link, holder.id, holder.status)
 
 
 @admin.register(OrderSaga)

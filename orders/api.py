@@ -25,6 +25,7 @@ from config.api.errors import Conflict, Unprocessable
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
 from inventory.selectors import catalogue_prices
+from outbox.selectors import deliveries_held
 from outbox.serializers import DeliverySummarySerializer, EventEnvelopeSerializer
 
 from . import selectors, services
@@ -382,8 +383,10 @@ class OrderEventListApi(APIView):
     )
     def get(self, request: Request, order_id: UUID) -> Response:
         order = _visible_order(request, order_id)
-        events = selectors.order_timeline(order_id=order.id)
-        return paginated_response(request=request, view=self, queryset=events, serializer_class=self.OutputSerializer)
+        paginator = self.pagination_class()
+        events = paginator.paginate_queryset(selectors.order_timeline(order_id=order.id), request, view=self)
+        holds = deliveries_held(delivery_ids=[d.id for event in events for d in event.deliveries.all()])
+        return paginator.get_paginated_response(self.OutputSerializer(events, many=True, context={"holds": holds}).data)
 
 
 def _visible_order(request: Request, order_id: UUID) -> Order:

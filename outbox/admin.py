@@ -1,19 +1,26 @@
 """Admin for the event log, deliveries and the dead-letter queue.
 
 Events are read-only. Retry and discard call the outbox services and need
-the ``outbox.retry_delivery`` permission, not merely staff status.
+the ``outbox.retry_delivery`` permission, not merely staff status. Dead
+letters can also be seen, retried and discarded by cause (Grouped by cause).
 """
 
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from . import breaker, services
+from . import breaker, selectors, services
 from .events import registry
+from .forms import DeadLetterGroupActionForm
 from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, HandlerCircuit, OutboxEvent
+from .selectors import DeadLetterGroup
 from .subscriptions import subscriptions
 
 
@@ -82,6 +89,39 @@ class ContextFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
         return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+GROUPS_OFFERED = 20  # in the cause filter's list
+GROUPS_SHOWN = 200  # on the grouped page, largest first
+
+
+class DeadLetterGroupFilter(admin.SimpleListFilter):
+    """The letters of one group (``?group=<id>``), as the grouped view links to them: the largest groups are offered."""
+
+    title = "cause"
+    parameter_name = "group"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        largest = selectors.dead_letter_groups()[:GROUPS_OFFERED]
+        if self.value() and all(group.id != self.value() for group in largest):
+            largest += [group for group in [selectors.dead_letter_group(group_id=self.value())] if group]
+        return [
+            (group.id, f"{group.handler}: {group.error_type or 'cause not recorded'} ({group.count})")
+            for group in largest
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        if not self.value():
+            return queryset
+        group = selectors.dead_letter_group(group_id=self.value())
+        if group is None:
+            return queryset.none()
+        return queryset.filter(
+            handler=group.handler,
+            error_type=group.error_type,
+            error_pattern=group.error_pattern,
+            resolved_at__isnull=True,
+        )
 
 
 @admin.register(OutboxEvent)
@@ -161,9 +201,87 @@ def _retried(count: int, selected: int) -> str:
     return message
 
 
+class DeadLetterGroupViews:
+    """The dead letters grouped by cause, on a page of their own under the dead-letter admin."""
+
+    def get_urls(self) -> list[URLPattern]:
+        groups = path("groups/", self.admin_site.admin_view(self.groups_view), name="outbox_deadletter_groups")
+        return [groups, *super().get_urls()]
+
+    def groups_view(self, request: HttpRequest) -> HttpResponse:
+        """Dead letters grouped by cause; a POST retries or discards (the oldest ``limit`` of) one group."""
+        if request.method == "POST":
+            return self._act_on_group(request)
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        groups = selectors.dead_letter_groups()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Dead letters grouped by cause",
+            "opts": self.opts,
+            "groups": groups[:GROUPS_SHOWN],
+            "group_count": groups.count(),
+            "shown": GROUPS_SHOWN,
+            "can_act": self.has_retry_permission(request),
+        }
+        return TemplateResponse(request, "admin/outbox/deadletter/groups.html", context)
+
+    def _act_on_group(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        back = HttpResponseRedirect(reverse("admin:outbox_deadletter_groups"))
+        form = DeadLetterGroupActionForm(request.POST)
+        if not form.is_valid():
+            errors = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in form.errors.items())
+            self.message_user(request, f"Nothing was done: {errors}", messages.ERROR)
+            return back
+        group = selectors.dead_letter_group(group_id=form.cleaned_data["group"])
+        if group is None:
+            self.message_user(request, "That group has no dead letters any more: nothing was done.", messages.WARNING)
+            return back
+        action, limit = form.cleaned_data["action"], form.cleaned_data["limit"]
+        if action == "retry":
+            count = services.dead_letter_group_retry(group=group, limit=limit)
+        else:
+            count = services.dead_letter_group_discard(group=group, limit=limit, user=request.user)
+        self.message_user(request, _group_outcome(group, action, count), messages.SUCCESS)
+        return back
+
+
+def _group_outcome(group: DeadLetterGroup, action: str, count: int) -> str:
+    remaining = selectors.dead_letters_of_group(group).count()
+    done = {"retry": "Retried", "discard": "Discarded"}[action]
+    what = {"retry": "sent round again with a fresh set of attempts", "discard": "kept, marked resolved"}[action]
+    return (
+        f"{done} {count:,} of {count + remaining:,} dead letters of {group.handler} "
+        f"({group.error_type or 'cause not recorded'}): {what}; {remaining:,} remain."
+    )
+
+
+class DeliveryChangeList(ChangeList):
+    """A page of deliveries, with what each held one waits for found in one query for the page, not one per row."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        holds = selectors.deliveries_held(delivery_ids=[d.id for d in self.result_list])
+        for delivery in self.result_list:
+            delivery.waits_for_delivery = holds.get(delivery.id)
+
+
+def _waits_for(holder: Delivery | None) -> str:
+    if holder is None:
+        return "-"
+    link = reverse("admin:outbox_delivery_change", args=[holder.id])
+    if holder.status == Delivery.Status.DEAD:
+        error = (holder.last_error.splitlines() or [""])[0][:120]
+        return format_html('held by delivery <a href="{}">#{}</a> (dead: {})', link, holder.id, error)
+    return format_html('waiting for delivery <a href="{}">#{}</a> ({})', link, holder.id, holder.status)
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
-    list_display = ("id", "handler", "queue", "status", "attempts", "event_link", "due_at", "finished_at")
+    list_display = ("id", "handler", "queue", "status", "waits_for", "attempts", "event_link", "due_at", "finished_at")
     list_filter = ("status", ContextFilter, HandlerFilter)
     search_fields = ("=event__event_id", "=event__aggregate_id", "handler")
     list_select_related = ("event",)
@@ -172,6 +290,7 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
         "handler",
         "queue",
         "status",
+        "waits_for",
         "attempts",
         "crashes",
         "redispatches",
@@ -190,6 +309,16 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
     exclude = ("event", "traceback", "last_error")
     show_full_result_count = False
 
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return DeliveryChangeList
+
+    @admin.display(description="waits for")
+    def waits_for(self, obj: Delivery) -> str:
+        """For a pending delivery of an ordered handler: the earlier delivery of its aggregate it waits for."""
+        if not hasattr(obj, "waits_for_delivery"):  # its own page, not a list's
+            obj.waits_for_delivery = selectors.deliveries_held(delivery_ids=[obj.id]).get(obj.id)
+        return _waits_for(obj.waits_for_delivery)
+
     @admin.display(description="last error")
     def last_error_of_attempt(self, obj: Delivery) -> str:
         """A done delivery keeps the error of the attempt that failed before it: say so."""
@@ -207,9 +336,9 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(DeadLetterActions, ReadOnlyAdmin):
+class DeadLetterAdmin(DeadLetterGroupViews, DeadLetterActions, ReadOnlyAdmin):
     list_display = ("id", "handler", "event_type", "attempts", "short_error", "finished_at", "resolved_at")
-    list_filter = (HandlerFilter, ContextFilter, ("resolved_at", admin.EmptyFieldListFilter))
+    list_filter = (HandlerFilter, ContextFilter, DeadLetterGroupFilter, ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("=event__event_id", "=event__aggregate_id", "handler", "last_error")
     list_select_related = ("event",)
     readonly_fields = (

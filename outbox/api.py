@@ -1,9 +1,12 @@
-"""The dead-letter queue over REST: staff see it, and retry needs ``outbox.retry_delivery``.
+"""The dead-letter queue over REST: staff see it; retry and discard need ``outbox.retry_delivery``.
 
 One API class per operation; each parses, calls one outbox selector or
 service, and renders.
 """
 
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -18,13 +21,25 @@ from config.api.schema import error_responses
 
 from . import selectors, services
 from .models import Delivery
+from .selectors import DeadLetterGroup
 from .serializers import EventEnvelopeSerializer
 
 CanRetryDeliveries = has_perm(
     "outbox.retry_delivery",
     "Retrying dead deliveries needs the outbox.retry_delivery permission, not only staff status.",
 )
+CanDiscardDeliveries = has_perm(
+    "outbox.retry_delivery",
+    "Discarding dead deliveries needs the outbox.retry_delivery permission, not only staff status.",
+)
 MAX_ID = 2**63 - 1  # the largest bigint: an id past it names no row
+DELIVERY_ID = OpenApiParameter("delivery_id", int, OpenApiParameter.PATH, description="The delivery's id.")
+GROUP_ID = OpenApiParameter(
+    "group_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The group's `id`, as `GET /api/outbox/dead-letter-groups/` lists it (12 hex digits).",
+)
 
 
 class DeadLetterListApi(APIView):
@@ -81,7 +96,7 @@ class DeadLetterRetryApi(APIView):
     @extend_schema(
         operation_id="outbox_dead_letters_retry",
         request=None,
-        parameters=[OpenApiParameter("delivery_id", int, OpenApiParameter.PATH, description="The delivery's id.")],
+        parameters=[DELIVERY_ID],
         responses={
             202: OpenApiResponse(OutputSerializer, description="Queued for another attempt."),
             **error_responses(404, 409),
@@ -90,11 +105,235 @@ class DeadLetterRetryApi(APIView):
     def post(self, request: Request, delivery_id: int) -> Response:
         delivery = _delivery(delivery_id)
         if not services.dead_letter_retry(deliveries=Delivery.objects.filter(id=delivery.id)):
-            raise Conflict(_why_not_retryable(_delivery(delivery_id)))
+            raise Conflict(_why_not(_delivery(delivery_id), "retried"))
         delivery.refresh_from_db()
         detail = f"Delivery {delivery.id} to {delivery.handler} is queued for another attempt."
         body = {"id": delivery.id, "handler": delivery.handler, "status": delivery.status, "detail": detail}
         return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeadLetterDiscardApi(APIView):
+    """Mark a dead delivery resolved without running it: it is kept, with who discarded it and when.
+
+    For an ordered handler, the later events of its aggregate that it held back go on at once.
+    """
+
+    permission_classes = [IsStaff, CanDiscardDeliveries]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        handler = serializers.CharField()
+        status = serializers.ChoiceField(choices=Delivery.Status.choices, help_text="Still `dead`: it is kept.")
+        resolved_at = serializers.DateTimeField(help_text="When it was discarded.")
+        resolved_by = serializers.CharField(help_text="The username of who discarded it.")
+        detail = serializers.CharField()
+
+        class Meta:
+            ref_name = "DeadLetterDiscarded"
+
+    @extend_schema(
+        operation_id="outbox_dead_letters_discard",
+        request=None,
+        parameters=[DELIVERY_ID],
+        responses={200: OpenApiResponse(OutputSerializer, description="Discarded."), **error_responses(404, 409)},
+    )
+    def post(self, request: Request, delivery_id: int) -> Response:
+        delivery = _delivery(delivery_id)
+        if not services.dead_letter_discard(deliveries=Delivery.objects.filter(id=delivery.id), user=request.user):
+            raise Conflict(_why_not(_delivery(delivery_id), "discarded"))
+        delivery.refresh_from_db()
+        body = {
+            "id": delivery.id,
+            "handler": delivery.handler,
+            "status": delivery.status,
+            "resolved_at": delivery.resolved_at,
+            "resolved_by": request.user.get_username(),
+            "detail": f"Delivery {delivery.id} to {delivery.handler} is discarded: kept, marked resolved.",
+        }
+        return Response(self.OutputSerializer(body).data)
+
+
+class DeadLetterGroupSerializer(serializers.Serializer):
+    """Dead letters of one handler that failed the same way."""
+
+    class ExampleSerializer(serializers.Serializer):
+        delivery_id = serializers.IntegerField(source="example_id")
+        last_error = serializers.CharField(source="example_error")
+        traceback = serializers.CharField(source="example_traceback")
+
+        class Meta:
+            ref_name = "DeadLetterGroupExample"
+
+    id = serializers.CharField(
+        help_text="Names the group in `.../dead-letter-groups/{group_id}/retry/` and `discard/`."
+    )
+    handler = serializers.CharField()
+    error_type = serializers.CharField(
+        help_text="The exception's class as `module.Qualname` (builtins bare, e.g. `ValueError`), or what the outbox "
+        "recorded for a failure no handler raised: `outbox.WorkerLost`, `outbox.HandlerNotSubscribed`, "
+        "`outbox.UnknownEventType`, `outbox.events.EventDecodeError`. Empty for letters older than causes."
+    )
+    error_pattern = serializers.CharField(
+        help_text="The error's first line with what varies masked: `<uuid>`, `<n>` (numbers), `<str>` (quoted values)."
+    )
+    count = serializers.IntegerField(help_text="Dead letters in the group, not yet retried or discarded.")
+    first_seen = serializers.DateTimeField(allow_null=True, help_text="When the oldest died.")
+    last_seen = serializers.DateTimeField(allow_null=True, help_text="When the latest died.")
+    example = ExampleSerializer(source="*", help_text="The latest letter of the group.")
+
+    class Meta:
+        ref_name = "DeadLetterGroup"
+
+
+class DeadLetterGroupListApi(APIView):
+    """Dead letters grouped by handler and cause (exception type and masked message), largest group first."""
+
+    permission_classes = [IsStaff]
+    pagination_class = Pagination
+    FilterSerializer = DeadLetterListApi.FilterSerializer
+
+    @extend_schema(
+        operation_id="outbox_dead_letter_groups_list",
+        parameters=[FilterSerializer],
+        responses=DeadLetterGroupSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        groups = selectors.dead_letter_groups(handler=filters.validated_data.get("handler"))
+        return paginated_response(
+            request=request, view=self, queryset=groups, serializer_class=DeadLetterGroupSerializer
+        )
+
+
+class WholeNumberField(serializers.IntegerField):
+    """An integer as JSON writes one: ``50``; never ``"50"``, ``50.0`` or ``true``, which DRF would take."""
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class GroupLimitSerializer(serializers.Serializer):
+    """An optional body: ``{"limit": 50}``. Anything else in it is refused, so a misspelt limit never means "all"."""
+
+    limit = WholeNumberField(
+        required=False,
+        min_value=1,
+        help_text="Only this many, the oldest first (all when absent): try a fix on a few before the rest.",
+        error_messages={
+            "invalid": 'Give the limit as a whole number of 1 or more, e.g. {{"limit": 50}}, or leave it out for all.',
+            "min_value": "The limit is at least 1; leave it out for all.",
+        },
+    )
+
+    class Meta:
+        ref_name = "DeadLetterGroupLimit"
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ['Unknown field: the body takes only "limit".'] for name in unknown}
+            )
+        return attrs
+
+
+class GroupLimitSchema(OpenApiSerializerExtension):
+    """The schema says what the body refuses: any field but ``limit`` (``additionalProperties: false``)."""
+
+    target_class = GroupLimitSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
+        return {**super().map_serializer(auto_schema, direction), "additionalProperties": False}
+
+
+class DeadLetterGroupRetryApi(APIView):
+    """Retry a group's dead letters, oldest first, with a fresh set of attempts: all of them, or `limit`."""
+
+    permission_classes = [IsStaff, CanRetryDeliveries]
+
+    class OutputSerializer(serializers.Serializer):
+        group = serializers.CharField(source="group.id")
+        handler = serializers.CharField(source="group.handler")
+        retried = serializers.IntegerField(help_text="Queued again now.")
+        remaining = serializers.IntegerField(help_text="Still dead in the group.")
+        detail = serializers.CharField()
+
+        class Meta:
+            ref_name = "DeadLetterGroupRetried"
+
+    @extend_schema(
+        operation_id="outbox_dead_letter_groups_retry",
+        request=GroupLimitSerializer,
+        parameters=[GROUP_ID],
+        responses={
+            202: OpenApiResponse(OutputSerializer, description="Queued for another attempt."),
+            **error_responses(404),
+        },
+    )
+    def post(self, request: Request, group_id: str) -> Response:
+        limit = _limit(request)
+        group = _group(group_id)
+        retried = services.dead_letter_group_retry(group=group, limit=limit)
+        body = _group_outcome(group, "retried", retried, "queued for another attempt")
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeadLetterGroupDiscardApi(APIView):
+    """Discard a group's dead letters, oldest first: all of them, or `limit`. They are kept, marked resolved."""
+
+    permission_classes = [IsStaff, CanDiscardDeliveries]
+
+    class OutputSerializer(serializers.Serializer):
+        group = serializers.CharField(source="group.id")
+        handler = serializers.CharField(source="group.handler")
+        discarded = serializers.IntegerField(help_text="Marked resolved now.")
+        remaining = serializers.IntegerField(help_text="Still dead in the group.")
+        detail = serializers.CharField()
+
+        class Meta:
+            ref_name = "DeadLetterGroupDiscarded"
+
+    @extend_schema(
+        operation_id="outbox_dead_letter_groups_discard",
+        request=GroupLimitSerializer,
+        parameters=[GROUP_ID],
+        responses={200: OpenApiResponse(OutputSerializer, description="Discarded."), **error_responses(404)},
+    )
+    def post(self, request: Request, group_id: str) -> Response:
+        limit = _limit(request)
+        group = _group(group_id)
+        discarded = services.dead_letter_group_discard(group=group, limit=limit, user=request.user)
+        return Response(
+            self.OutputSerializer(_group_outcome(group, "discarded", discarded, "kept, marked resolved")).data
+        )
+
+
+def _limit(request: Request) -> int | None:
+    serializer = GroupLimitSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data.get("limit")
+
+
+def _group(group_id: str) -> DeadLetterGroup:
+    group = selectors.dead_letter_group(group_id=group_id)
+    if group is None:
+        raise NotFound(
+            f"There is no dead-letter group {group_id}: none of its letters is dead any more, or the id is wrong "
+            "(GET /api/outbox/dead-letter-groups/ lists them)."
+        )
+    return group
+
+
+def _group_outcome(group: DeadLetterGroup, done: str, count: int, meaning: str) -> dict:
+    remaining = selectors.dead_letters_of_group(group).count()
+    detail = (
+        f"{done.capitalize()} {count:,} of {count + remaining:,} dead letters of {group.handler} "
+        f"({group.error_type or 'cause not recorded'}), {meaning}; {remaining:,} remain."
+    )
+    return {"group": group, done: count, "remaining": remaining, "detail": detail}
 
 
 def _delivery(delivery_id: int) -> Delivery:
@@ -104,10 +343,11 @@ def _delivery(delivery_id: int) -> Delivery:
     return delivery
 
 
-def _why_not_retryable(delivery: Delivery) -> str:
+def _why_not(delivery: Delivery, done: str) -> str:
+    """Why a dead-letter action changed nothing: ``done`` is "retried" or "discarded"."""
     if delivery.status != Delivery.Status.DEAD:
-        return f"Delivery {delivery.id} is {delivery.status}, not dead: only dead deliveries can be retried."
+        return f"Delivery {delivery.id} is {delivery.status}, not dead: only dead deliveries can be {done}."
     return (
         f"Delivery {delivery.id} was discarded at {delivery.resolved_at:%Y-%m-%d %H:%M:%S} UTC "
-        "and is kept only as a record; it cannot be retried."
+        f"and is kept only as a record; it cannot be {done}."
     )

@@ -118,7 +118,7 @@ def circuit_metrics() -> Iterator[Metric]:
 
 
 class OutboxCollector(Collector):
-    """Deliveries not done per handler and status, dead letters, the oldest waiting age: one query."""
+    """Deliveries not done per handler and status, dead letters, the oldest waiting age (one query); held deliveries."""
 
     def collect(self) -> Iterator[Metric]:
         deliveries = GaugeMetricFamily(
@@ -142,6 +142,19 @@ class OutboxCollector(Collector):
             dead.add_metric([row.handler], row.dead)
         yield from (deliveries, oldest, dead)
         yield from circuit_metrics()
+        yield self._held()
+
+    def _held(self) -> Metric:
+        """Deliveries of ordered ``on_dead="stop"`` handlers held behind a dead letter: one more query."""
+        held = GaugeMetricFamily(
+            "outbox_held_deliveries",
+            "Pending deliveries of an ordered handler held behind a dead, unresolved earlier delivery of their "
+            'aggregate (on_dead="stop"), per handler: released when that letter is retried or discarded.',
+            labels=["handler"],
+        )
+        for handler, count in selectors.held_behind_dead_counts().items():
+            held.add_metric([handler], count)
+        return held
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check at registration, and no query then

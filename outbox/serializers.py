@@ -1,5 +1,6 @@
 """How the outbox's records look in the REST API; shared by every view that shows events."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Delivery
@@ -22,12 +23,42 @@ class EventEnvelopeSerializer(serializers.Serializer):
         ref_name = "EventEnvelope"
 
 
-class DeliverySummarySerializer(serializers.Serializer):
-    """One handler's delivery of an event, as an event's timeline shows it."""
+class HeldBySerializer(serializers.Serializer):
+    """The earlier delivery of the same handler and aggregate that a held delivery waits for."""
 
+    delivery_id = serializers.IntegerField(source="id")
+    event_id = serializers.UUIDField(source="event.event_id", help_text="The earlier event it belongs to.")
+    handler = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=Delivery.Status.choices,
+        help_text="`dead`: held until that one is retried (and done) or discarded; "
+        "`pending` or `dispatched`: waiting its turn.",
+    )
+
+    class Meta:
+        ref_name = "HeldBy"
+
+
+class DeliverySummarySerializer(serializers.Serializer):
+    """One handler's delivery of an event, as an event's timeline shows it.
+
+    ``held_by`` is read from the context's ``holds`` (``outbox.selectors.deliveries_held``
+    of the deliveries shown), so that a page costs one query for all of them.
+    """
+
+    id = serializers.IntegerField()
     handler = serializers.CharField()
     status = serializers.ChoiceField(choices=Delivery.Status.choices)
     attempts = serializers.IntegerField()
+    held_by = serializers.SerializerMethodField(
+        help_text="For a handler that takes an aggregate's events in order: the earlier delivery this pending one "
+        "waits for; null when it waits for none."
+    )
 
     class Meta:
         ref_name = "DeliverySummary"
+
+    @extend_schema_field(HeldBySerializer(allow_null=True))
+    def get_held_by(self, delivery: Delivery) -> dict | None:
+        holder = self.context.get("holds", {}).get(delivery.id)
+        return HeldBySerializer(holder).data if holder else None

@@ -6,4 +6,16 @@ app_name = "outbox"
 urlpatterns = [
     path("dead-letters/", api.DeadLetterListApi.as_view(), name="dead-letter-list"),
     path("dead-letters/<int:delivery_id>/retry/", api.DeadLetterRetryApi.as_view(), name="dead-letter-retry"),
+    path("dead-letters/<int:delivery_id>/discard/", api.DeadLetterDiscardApi.as_view(), name="dead-letter-discard"),
+    path("dead-letter-groups/", api.DeadLetterGroupListApi.as_view(), name="dead-letter-group-list"),
+    path(
+        "dead-letter-groups/<str:group_id>/retry/",
+        api.DeadLetterGroupRetryApi.as_view(),
+        name="dead-letter-group-retry",
+    ),
+    path(
+        "dead-letter-groups/<str:group_id>/discard/",
+        api.DeadLetterGroupDiscardApi.as_view(),
+        name="dead-letter-group-discard",
+    ),
 ]

@@ -1,4 +1,4 @@
-"""GET /api/outbox/dead-letters/ and POST /api/outbox/dead-letters/{id}/retry/."""
+"""GET /api/outbox/dead-letters/, POST /api/outbox/dead-letters/{id}/retry/ and .../{id}/discard/."""
 
 import pytest
 from django.utils import timezone
@@ -192,3 +192,68 @@ def test_retrying_twice_is_a_conflict_the_second_time(dlq_operator, make_deliver
     client = token_client(dlq_operator)
     assert client.post(retry_url(dead.id)).status_code == 202
     assert client.post(retry_url(dead.id)).status_code == 409
+
+
+# discarding
+
+
+def discard_url(delivery_id: int) -> str:
+    return f"/api/outbox/dead-letters/{delivery_id}/discard/"
+
+
+def test_an_operator_discards_a_dead_letter(dlq_operator, make_delivery, django_capture_on_commit_callbacks):
+    # given
+    dead = make_delivery(status="dead")
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = token_client(dlq_operator).post(discard_url(dead.id))
+    # then it is kept, dead, marked resolved by the operator, and the relay is asked to run (it may release others)
+    assert response.status_code == 200
+    dead.refresh_from_db()
+    assert response.json() == {
+        "id": dead.id,
+        "handler": "probe.breakable",
+        "status": "dead",
+        "resolved_at": dead.resolved_at.isoformat().replace("+00:00", "Z"),
+        "resolved_by": "olga",
+        "detail": f"Delivery {dead.id} to probe.breakable is discarded: kept, marked resolved.",
+    }
+    assert (dead.status, dead.resolved_by) == ("dead", dlq_operator)
+    assert len(callbacks) == 1
+
+
+def test_staff_without_the_permission_may_not_discard(staff, make_delivery):
+    dead = make_delivery()
+    response = token_client(staff).post(discard_url(dead.id))
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        "Discarding dead deliveries needs the outbox.retry_delivery permission, not only staff status."
+    )
+    dead.refresh_from_db()
+    assert dead.resolved_at is None
+
+
+@pytest.mark.parametrize("delivery_id", [999_999_999, 2**63], ids=["unknown", "past bigint"])
+def test_discarding_an_unknown_delivery_is_404(dlq_operator, delivery_id):
+    response = token_client(dlq_operator).post(discard_url(delivery_id))
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"There is no delivery {delivery_id}.", "code": "not_found"}
+
+
+def test_discarding_a_delivery_that_is_not_dead_is_409(dlq_operator, make_delivery):
+    done = make_delivery(status="done")
+    response = token_client(dlq_operator).post(discard_url(done.id))
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"Delivery {done.id} is done, not dead: only dead deliveries can be discarded."
+    )
+
+
+def test_discarding_twice_is_a_conflict_the_second_time(dlq_operator, make_delivery):
+    dead = make_delivery()
+    client = token_client(dlq_operator)
+    assert client.post(discard_url(dead.id)).status_code == 200
+    second = client.post(discard_url(dead.id))
+    assert second.status_code == 409
+    assert "was discarded at" in second.json()["detail"]
+    assert "it cannot be discarded" in second.json()["detail"]

@@ -23,6 +23,7 @@ from outbox.publishing import publish
 from outbox.relay import fan_out
 from payments.events import PaymentRefunded
 from tests.factories import ADDRESS, make_product, place_order
+from tests.outbox.probe.events import Stepped
 from tests.support.users import make_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -737,11 +738,33 @@ def test_the_owner_reads_the_orders_events_in_causal_order_with_their_deliveries
     assert body["results"][1]["version"] == 2
     assert body["results"][1]["event_id"] == str(confirmed.event_id)
     expected = [
-        {"handler": d.handler, "status": "dispatched", "attempts": 0}
+        {"id": d.id, "handler": d.handler, "status": "dispatched", "attempts": 0, "held_by": None}
         for d in Delivery.objects.filter(event=confirmed).order_by("id")
     ]
     assert body["results"][1]["deliveries"] == expected
     assert {d["handler"].split(".")[0] for d in expected} >= {"payments", "inventory", "notifications"}
+
+
+def test_a_delivery_held_behind_an_earlier_one_of_its_aggregate_names_it(alice):
+    # given an order whose workflow has three steps for an ordered handler: 1 dead, 2 and 3 pending behind it
+    order = place_order(customer=alice)
+    thing = uuid.uuid4()
+    with transaction.atomic():
+        steps = [publish(Stepped(thing_id=thing, seq=n), correlation_id=order.correlation_id) for n in (1, 2, 3)]
+    fan_out(batch_size=100)
+    first = Delivery.objects.get(event=steps[0])
+    Delivery.objects.filter(id=first.id).update(status="dead")
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        body = token_client(alice).get(order_url(order.id, "events")).json()
+    # then each held step names the dead one, found in one query for the page
+    deliveries = {row["event_id"]: row["deliveries"] for row in body["results"]}
+    held_by = {"delivery_id": first.id, "event_id": str(steps[0].event_id), "handler": "probe.record_step"}
+    assert deliveries[str(steps[0].event_id)][0]["held_by"] is None
+    for step in steps[1:]:
+        [delivery] = deliveries[str(step.event_id)]
+        assert (delivery["status"], delivery["held_by"]) == ("pending", {**held_by, "status": "dead"})
+    assert sum('AS "held_by"' in q["sql"] for q in queries) == 1
 
 
 def test_staff_read_any_orders_events(alice):

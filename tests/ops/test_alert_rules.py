@@ -42,5 +42,7 @@ def test_the_rules_speak_only_of_metrics_and_states_that_metrics_exposes():
     used = {name for expr in expressions for name in re.findall(r"\boutbox_[a-z_]+\b", expr)}
     states = {s for expr in expressions for m in re.findall(r'state=~?"([^"]+)"', expr) for s in m.split("|")}
     # then
-    assert used and used <= exposed, used - exposed
-    assert states and states <= set(CIRCUIT_STATES)
+    assert used
+    assert used <= exposed, used - exposed
+    assert states
+    assert states <= set(CIRCUIT_STATES)

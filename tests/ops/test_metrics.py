@@ -1,15 +1,19 @@
 """GET /metrics: the outbox's state and work in Prometheus text format, for the scraper only."""
 
 import datetime as dt
+import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbox.metrics import EVENTS_PUBLISHED, HANDLER_SECONDS, exposition, record_deliveries_done
-from outbox.models import HandlerCircuit
+from outbox.models import Delivery, HandlerCircuit
+from outbox.publishing import publish
+from outbox.relay import fan_out
+from tests.outbox.probe.events import Stepped
 
 pytestmark = pytest.mark.django_db
 
@@ -50,22 +54,29 @@ def test_every_subscribed_handler_is_listed_even_when_idle(client):
     idle = (("handler", "probe.record_c"),)
     assert found[("outbox_dead_letters", idle)] == 0
     assert found[("outbox_oldest_pending_delivery_age_seconds", idle)] == 0
+    assert found[("outbox_held_deliveries", (("handler", "probe.record_step"),))] == 0
 
 
-def test_the_table_figures_cost_one_query_per_scrape(make_delivery):
+def test_the_table_figures_cost_three_small_queries_per_scrape_none_reading_done_rows(make_delivery):
     # given
     for status in ("pending", "dead", "done"):
         make_delivery(status=status)
     # when
     with CaptureQueriesContext(connection) as queries:
         exposition()
-    # then: one grouped query over the rows not done (the partial index), never the done ones,
-    # and one over the circuits (a row per handler at most)
-    [deliveries] = [q["sql"] for q in queries if '"outbox_delivery"' in q["sql"]]
-    assert "NOT" in deliveries
-    assert "'done'" in deliveries
-    assert [q["sql"] for q in queries if '"outbox_handler_circuit"' in q["sql"]] == [queries[-1]["sql"]]
-    assert len(queries) == 2
+    # then: one grouped query over the rows not done (the partial index), never the done ones
+    assert len(queries) == 3
+    grouped, circuits, held = (q["sql"] for q in queries)
+    assert "NOT" in grouped
+    assert "'done'" in grouped
+    # one over the circuits (a row per handler at most)
+    assert '"outbox_handler_circuit"' in circuits
+    assert '"outbox_delivery"' not in circuits
+    # and one over pending deliveries of ordered handlers on aggregates with a dead letter
+    assert "'pending'" in held
+    assert "'dead'" in held
+    assert '"ordering_key" IS NOT NULL' in held
+    assert "'done'" not in held
 
 
 def test_each_handlers_circuit_state_is_shown(client):
@@ -83,6 +94,20 @@ def test_each_handlers_circuit_state_is_shown(client):
     assert (state("probe.record_a", "paused"), state("probe.record_a", "closed")) == (1, 0)
     assert state("probe.record_c", "closed") == 1
     assert found[("outbox_circuit_consecutive_failures", (("handler", "probe.call_downstream"),))] == 3
+
+
+def test_deliveries_held_behind_a_dead_letter_are_counted_per_ordered_stop_handler(client):
+    # given steps 1..3 of one thing to the ordered probe.record_step, step 1 dead
+    thing = uuid.uuid4()
+    with transaction.atomic():
+        steps = [publish(Stepped(thing_id=thing, seq=n)) for n in (1, 2, 3)]
+    fan_out(batch_size=10)
+    Delivery.objects.filter(event=steps[0]).update(status="dead")
+    # when
+    found = samples(client.get("/metrics").content.decode())
+    # then the two others are held; a handler that is not ordered has no such gauge
+    assert found[("outbox_held_deliveries", (("handler", "probe.record_step"),))] == 2
+    assert ("outbox_held_deliveries", (("handler", "probe.record_a"),)) not in found
 
 
 def test_counters_and_histograms_recorded_in_this_process_are_shown(client):

@@ -2,16 +2,20 @@
 the cancel action, the saga instances; and an admin for every context."""
 
 import datetime as dt
+import uuid
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from orders import saga
 from orders.models import Order
 from outbox.models import Delivery, OutboxEvent
+from outbox.publishing import publish
 from outbox.relay import fan_out
 from tests.factories import make_product, place_order
+from tests.outbox.probe.events import Stepped
 from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +71,24 @@ def test_the_orders_page_shows_each_events_deliveries_and_the_state_of_payment_a
     assert '<div class="readonly">pending</div>' in page  # payment and stock, not yet answered
     # and nothing on it can be edited
     assert 'name="_save"' not in page
+
+
+def test_the_timeline_says_what_a_held_delivery_of_an_ordered_handler_waits_for(admin_client):
+    # given an order whose workflow has three steps for an ordered handler, the first dead, the second running
+    order = place_order()
+    thing = uuid.uuid4()
+    with transaction.atomic():
+        steps = [publish(Stepped(thing_id=thing, seq=n), correlation_id=order.correlation_id) for n in (1, 2, 3)]
+    fan_out(batch_size=100)
+    first, second, _ = (Delivery.objects.get(event=step) for step in steps)
+    Delivery.objects.filter(id=first.id).update(status="dead", resolved_at=timezone.now())  # discarded
+    Delivery.objects.filter(id=second.id).update(status="dead")
+    # when
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    # then the third names the dead second as what holds it; the others wait for nothing
+    link = f'<a href="{reverse("admin:outbox_delivery_change", args=[second.pk])}">#{second.pk}</a>'
+    assert f"probe.record_step</a>: pending (0 attempts), held by {link} (dead)" in page
+    assert page.count("held by") == 1
 
 
 @pytest.mark.parametrize(

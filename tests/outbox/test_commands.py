@@ -13,8 +13,11 @@ from outbox.models import Delivery, HandlerCircuit, InboxEntry, OutboxEvent
 from outbox.publishing import publish
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
+from outbox.selectors import dead_letter_group_id
 from tests.outbox.conftest import make_dead_letter
 from tests.outbox.probe.events import Pinged
+from tests.support.deliveries import make_dead_letter_of
+from tests.support.processes import ROOT, process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +53,138 @@ def test_outbox_dlq_retry_resets_the_dead_letter(capsys):
 
 
 def test_outbox_dlq_retry_of_a_delivery_that_is_not_dead_is_an_error():
-    with pytest.raises(CommandError, match="is not a dead letter"):
+    with pytest.raises(CommandError, match="is not a dead letter") as error:
         call_command("outbox_dlq", "retry", "--id", "999999")
+    assert error.value.returncode == 2
+
+
+def jams(count: int) -> list[Delivery]:
+    return [make_dead_letter_of(RuntimeError(f"gear {n} of {uuid.uuid4()} is jammed")) for n in range(count)]
+
+
+def group_of(letter: Delivery) -> str:
+    return dead_letter_group_id(letter.handler, letter.error_type, letter.error_pattern)
+
+
+def statuses(letters: list[Delivery]) -> list[tuple[str, bool]]:
+    """(status, discarded) of each letter, in the order given."""
+    rows = {
+        d.id: (d.status, d.resolved_at is not None) for d in Delivery.objects.filter(id__in=[x.id for x in letters])
+    }
+    return [rows[d.id] for d in letters]
+
+
+def test_outbox_dlq_groups_lists_each_cause_with_its_id_count_and_pattern(capsys):
+    # given three jams and a letter of another cause
+    letters = jams(3)
+    make_dead_letter_of(ValueError("the probe is broken"), handler="probe.breakable")
+    # when
+    call_command("outbox_dlq", "groups")
+    # then a header, the groups largest first, and a total
+    header, first, second, total = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["group", "handler", "type", "count"]
+    assert first.split()[:4] == [group_of(letters[0]), "probe.jammable", "RuntimeError", "3"]
+    assert first.endswith("  RuntimeError: gear <n> of <uuid> is jammed")
+    assert second.split()[1:4] == ["probe.breakable", "ValueError", "1"]
+    assert total == "2 groups, 4 dead deliveries"
+
+
+def test_outbox_dlq_groups_filters_by_handler(capsys):
+    jams(1)
+    call_command("outbox_dlq", "groups", "--handler", "probe.breakable")
+    assert capsys.readouterr().out.splitlines()[-1] == "0 groups, 0 dead deliveries"
+
+
+def test_outbox_dlq_retries_some_of_a_group_then_the_rest(capsys):
+    # given five jams
+    letters = jams(5)
+    # when two are retried, then the rest
+    call_command("outbox_dlq", "retry", "--group", group_of(letters[0]), "--limit", "2")
+    first = capsys.readouterr().out
+    after_two = statuses(letters)
+    call_command("outbox_dlq", "retry", "--group", group_of(letters[0]))
+    # then
+    assert first == "Retried 2 of 5 dead deliveries of probe.jammable (RuntimeError); 3 remain\n"
+    assert after_two == [("pending", False)] * 2 + [("dead", False)] * 3
+    assert capsys.readouterr().out == "Retried 3 of 3 dead deliveries of probe.jammable (RuntimeError); 0 remain\n"
+    assert statuses(letters) == [("pending", False)] * 5
+
+
+def test_outbox_dlq_discards_one_letter_a_handlers_a_groups_or_all(capsys):
+    # given jams, and letters of another handler
+    letters = jams(4)
+    others = [make_dead_letter_of(ValueError("the probe is broken"), handler="probe.breakable") for _ in range(2)]
+    # when one letter, then two of the group are discarded
+    call_command("outbox_dlq", "discard", "--id", str(letters[0].id))
+    call_command("outbox_dlq", "discard", "--group", group_of(letters[0]), "--limit", "2")
+    # then they are kept, dead and resolved; the rest are still dead letters
+    assert statuses(letters) == [("dead", True)] * 3 + [("dead", False)]
+    # when one handler's, then all are discarded
+    call_command("outbox_dlq", "discard", "--handler", "probe.breakable")
+    assert statuses(others) == [("dead", True)] * 2
+    call_command("outbox_dlq", "discard", "--all")
+    assert statuses(letters) == [("dead", True)] * 4
+    assert capsys.readouterr().out.splitlines() == [
+        "1 dead deliveries discarded (kept, marked resolved)",
+        "Discarded 2 of 3 dead deliveries of probe.jammable (RuntimeError); 1 remain",
+        "2 dead deliveries discarded (kept, marked resolved)",
+        "1 dead deliveries discarded (kept, marked resolved)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["retry", "--group", "0123456789ab"], "There is no dead-letter group 0123456789ab"),
+        (["discard", "--group", "nonsense"], "There is no dead-letter group nonsense"),
+        (["discard", "--id", "999999999"], "Delivery 999999999 is not a dead letter: there is no such delivery."),
+        (["retry", "--handler", "probe.nobody"], "No handler named 'probe.nobody' is subscribed"),
+        (["discard", "--handler", "probe.nobody"], "No handler named 'probe.nobody' is subscribed"),
+        (["retry", "--all", "--limit", "5"], "--limit goes with --group only"),
+        (["discard", "--handler", "probe.jammable", "--limit", "5"], "--limit goes with --group only"),
+        (["retry", "--group", "GROUP", "--limit", "0"], "--limit is at least 1, not 0"),
+    ],
+)
+def test_outbox_dlq_refuses_what_it_cannot_act_on_with_exit_status_2_changing_nothing(arguments, message):
+    # given
+    letters = jams(2)
+    arguments = [group_of(letters[0]) if a == "GROUP" else a for a in arguments]
+    # when
+    with pytest.raises(CommandError) as error:
+        call_command("outbox_dlq", *arguments)
+    # then
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+    assert error.value.returncode == 2
+    assert statuses(letters) == [("dead", False)] * 2
+
+
+def test_outbox_dlq_discard_of_a_letter_discarded_already_is_refused():
+    [letter] = jams(1)
+    call_command("outbox_dlq", "discard", "--id", str(letter.id))
+    with pytest.raises(CommandError, match=f"Delivery {letter.id} is not a dead letter: it was discarded at"):
+        call_command("outbox_dlq", "discard", "--id", str(letter.id))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["discard", "--group", "0123456789ab"], "CommandError: There is no dead-letter group 0123456789ab"),
+        (["retry", "--group", "0123456789ab", "--limit", "some"], "argument --limit: invalid int value: 'some'"),
+        (["discard", "--id", "1", "--all"], "argument --all: not allowed with argument --id"),
+    ],
+)
+def test_from_a_shell_bad_flags_and_unknown_groups_exit_with_status_2(arguments, says):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "outbox_dlq", *arguments],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
 
 
 def test_outbox_prune_deletes_old_finished_work_but_keeps_events(capsys):

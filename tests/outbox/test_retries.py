@@ -9,8 +9,10 @@ from django.urls import reverse
 
 from outbox.models import Delivery
 from outbox.publishing import publish
+from outbox.selectors import dead_letter_groups
+from outbox.services import dead_letter_group_retry
 from tests.outbox.conftest import wait_until_finished
-from tests.outbox.probe.events import Broke, Flaked
+from tests.outbox.probe.events import Broke, Flaked, Jammed
 from tests.outbox.probe.models import Effect, Switch
 from tests.support.processes import wait_for
 
@@ -87,3 +89,43 @@ def test_retrying_while_the_bug_is_still_there_ends_dead_again(live_outbox):
         what=live_outbox.logs,
     )
     assert not Effect.objects.filter(handler="breakable").exists()
+
+
+def test_dead_letters_of_two_causes_are_two_groups_and_a_mended_group_is_retried_one_first_then_the_rest(
+    live_outbox,
+):
+    # given a handler that fails two ways while jammed: three events on gears, two on belts (one attempt each)
+    Switch.objects.create(name="jammed", on=True)
+    gears = [_publish(Jammed(thing_id=uuid.uuid4(), part="gear", number=n)) for n in (3, 12, 40)]
+    belts = [_publish(Jammed(thing_id=uuid.uuid4(), part="belt", number=n)) for n in (1, 2)]
+    for row in gears + belts:
+        [delivery] = wait_until_finished(row, what=live_outbox.logs)
+        assert delivery.status == "dead"
+    # when their dead letters are grouped
+    groups = {group.error_type: group for group in dead_letter_groups()}
+    # then there is one group per cause, whatever the ids and numbers in the messages
+    assert {kind: (g.handler, g.count, g.error_pattern) for kind, g in groups.items()} == {
+        "RuntimeError": ("probe.jammable", 3, "RuntimeError: gear <n> of <uuid> is jammed"),
+        "tests.outbox.probe.handlers.BeltMissing": (
+            "probe.jammable",
+            2,
+            "BeltMissing: belt <str> of <uuid> is missing",
+        ),
+    }
+    # when the cause is mended and one gear is retried
+    Switch.objects.filter(name="jammed").update(on=False)
+    assert dead_letter_group_retry(group=groups["RuntimeError"], limit=1) == 1
+    # then the oldest gear (the first delivery made) is handled, and the others are still dead
+    oldest, *others = Delivery.objects.filter(event__in=gears).order_by("id")
+    wait_for(lambda: Delivery.objects.filter(id=oldest.id, status="done").exists(), timeout=20, what=live_outbox.logs)
+    assert [Delivery.objects.get(id=d.id).status for d in others] == ["dead"] * 2
+    assert [Delivery.objects.get(event=row).status for row in belts] == ["dead"] * 2
+    # when the rest of that group, then the other group, are retried
+    assert dead_letter_group_retry(group=groups["RuntimeError"]) == 2
+    assert dead_letter_group_retry(group=groups["tests.outbox.probe.handlers.BeltMissing"]) == 2
+    # then every one is handled, once, and no group is left
+    for row in gears + belts:
+        [delivery] = wait_until_finished(row, what=live_outbox.logs)
+        assert (delivery.status, delivery.attempts) == ("done", 1)
+    assert Effect.objects.filter(handler="jammable").count() == 5
+    assert list(dead_letter_groups()) == []

@@ -4,6 +4,7 @@ import uuid
 
 from django.utils import timezone
 
+from outbox import failures
 from outbox.models import Delivery, OutboxEvent
 
 
@@ -30,3 +31,11 @@ def make_delivery(*, handler: str = "probe.breakable", status: str = "dead", **f
         "traceback": "Traceback (most recent call last):\n  ...\nValueError: the probe is broken" if dead else "",
     }
     return Delivery.objects.create(event=event, handler=handler, status=status, **{**defaults, **fields})
+
+
+def make_dead_letter_of(exc: Exception, *, handler: str = "probe.jammable", **fields) -> Delivery:
+    """A dead letter as the runner leaves one after the handler raised ``exc``: its error, traceback and cause."""
+    error = f"{type(exc).__name__}: {exc}"
+    cause = {"error_type": failures.error_type(exc), "error_pattern": failures.error_pattern(error)}
+    trace = f"Traceback (most recent call last):\n  ...\n{error}"
+    return make_delivery(handler=handler, last_error=error, traceback=trace, **{**cause, **fields})

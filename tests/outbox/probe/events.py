@@ -45,6 +45,18 @@ class Stepped(DomainEvent):
     fail: bool = False
 
 
+class Hopped(DomainEvent):
+    """Delivered to an ordered handler whose dead events do not hold the aggregate (``on_dead="skip"``)."""
+
+    event_type: ClassVar[str] = "probe.Hopped"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seq: int
+    fail: bool = False
+
+
 class Flaked(DomainEvent):
     event_type: ClassVar[str] = "probe.Flaked"
     aggregate_type: ClassVar[str] = "probe.Thing"
@@ -69,6 +81,18 @@ class Broke(DomainEvent):
     aggregate_id_field: ClassVar[str] = "thing_id"
 
     thing_id: UUID
+
+
+class Jammed(DomainEvent):
+    """Delivered to a handler that, while switch ``jammed`` is on, fails in one of two ways (``part``)."""
+
+    event_type: ClassVar[str] = "probe.Jammed"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    part: str  # "gear" or "belt": which failure
+    number: int = 0
 
 
 class Crashed(DomainEvent):

@@ -17,7 +17,7 @@ from outbox import Permanent, RetryLater
 from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
-from .events import Broke, Called, Crashed, Flaked, Judged, Pinged, Priced, Slept, Stepped
+from .events import Broke, Called, Crashed, Flaked, Hopped, Jammed, Judged, Pinged, Priced, Slept, Stepped
 from .models import Effect, Switch
 
 
@@ -47,10 +47,19 @@ def record_price(event: Priced, envelope: Envelope) -> None:
 
 
 def record_step(event: Stepped, envelope: Envelope) -> None:
+    _step("step", event, envelope)
+
+
+def record_hop(event: Hopped, envelope: Envelope) -> None:
+    _step("hop", event, envelope)
+
+
+def _step(handler: str, event: Stepped | Hopped, envelope: Envelope) -> None:
+    """A step that says ``fail`` fails until switch ``steps-mended`` is turned on."""
     time.sleep((event.seq % 3) * 0.005)  # uneven work, so that unordered runs would interleave
-    if event.fail:
+    if event.fail and not Switch.objects.filter(name="steps-mended", on=True).exists():
         raise RuntimeError(f"step {event.seq} of {event.thing_id} cannot be recorded")
-    _record("step", event, envelope, seq=event.seq)
+    _record(handler, event, envelope, seq=event.seq)
 
 
 def flaky(event: Flaked, envelope: Envelope) -> None:
@@ -73,6 +82,19 @@ def breakable(event: Broke, envelope: Envelope) -> None:
     if Switch.objects.filter(name="broken", on=True).exists():
         raise ValueError("the probe is broken (switch 'broken' is on)")
     _record("breakable", event, envelope)
+
+
+class BeltMissing(LookupError):
+    pass
+
+
+def jammable(event: Jammed, envelope: Envelope) -> None:
+    """Two causes of failure while switch ``jammed`` is on; their messages differ in ids and numbers only."""
+    if Switch.objects.filter(name="jammed", on=True).exists():
+        if event.part == "belt":
+            raise BeltMissing(f"belt 'B-{event.number}' of {event.thing_id} is missing")
+        raise RuntimeError(f"gear {event.number} of {event.thing_id} is jammed")
+    _record("jammable", event, envelope, note=event.part)
 
 
 def crash(event: Crashed, envelope: Envelope) -> None:
@@ -112,9 +134,11 @@ SUBSCRIPTIONS = [
     Subscription(Pinged, record_c),
     Subscription(Priced, record_price),
     Subscription(Stepped, record_step, ordered=True, max_attempts=1),
+    Subscription(Hopped, record_hop, ordered=True, on_dead="skip", max_attempts=1),
     Subscription(Flaked, flaky, max_attempts=5, backoff_base=0.3, backoff_cap=5),
     Subscription(Slept, slow, max_attempts=10, backoff_base=0.1),
     Subscription(Broke, breakable, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
+    Subscription(Jammed, jammable, max_attempts=1),
     Subscription(Crashed, crash, max_attempts=3, backoff_base=0.1, backoff_cap=0.5),
     # A downstream service behind a circuit breaker: 3 failures in a row open it for 1 s.
     Subscription(
