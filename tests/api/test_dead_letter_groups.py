@@ -1,13 +1,10 @@
 """GET /api/outbox/dead-letter-groups/ and POST .../{group_id}/retry/ and .../{group_id}/discard/."""
 
-import uuid
-
 import pytest
 from rest_framework.test import APIClient
 
 from outbox.models import Delivery
-from outbox.selectors import dead_letter_group_id
-from tests.support.deliveries import make_dead_letter_of
+from tests.support.deliveries import group_of, jams, make_dead_letter_of, statuses
 from tests.support.users import token_client
 
 pytestmark = pytest.mark.django_db
@@ -19,22 +16,8 @@ def group_url(group_id: str, action: str) -> str:
     return f"/api/outbox/dead-letter-groups/{group_id}/{action}/"
 
 
-def jams(count: int) -> list[Delivery]:
-    """Dead letters of probe.jammable, one cause, oldest first."""
-    return [make_dead_letter_of(RuntimeError(f"gear {n} of {uuid.uuid4()} is jammed")) for n in range(count)]
-
-
-def group_of(letter: Delivery) -> str:
-    return dead_letter_group_id(letter.handler, letter.error_type, letter.error_pattern)
-
-
 def iso(value) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def statuses(letters: list[Delivery]) -> list[str]:
-    by_id = dict(Delivery.objects.filter(id__in=[d.id for d in letters]).values_list("id", "status"))
-    return [by_id[d.id] for d in letters]
 
 
 # listing

@@ -10,10 +10,10 @@ from django.urls import reverse
 from outbox.models import Delivery, HandlerCircuit
 from outbox.publishing import publish
 from outbox.relay import fan_out
-from outbox.selectors import dead_letter_group_id
 from tests.outbox.conftest import make_dead_letter
 from tests.outbox.probe.events import Pinged, Stepped
-from tests.support.deliveries import make_dead_letter_of
+from tests.support.deliveries import group_of, jams, make_dead_letter_of
+from tests.support.deliveries import statuses_and_discarded as statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -122,21 +122,6 @@ def test_staff_without_the_permission_cannot_pause(client, dlq_operator):
 # grouped by cause
 
 GROUPS_URL = "/admin/outbox/deadletter/groups/"
-
-
-def jams(count: int) -> list[Delivery]:
-    return [make_dead_letter_of(RuntimeError(f"gear {n} of {uuid.uuid4()} is jammed")) for n in range(count)]
-
-
-def group_of(letter: Delivery) -> str:
-    return dead_letter_group_id(letter.handler, letter.error_type, letter.error_pattern)
-
-
-def statuses(letters: list[Delivery]) -> list[tuple[str, bool]]:
-    rows = {
-        d.id: (d.status, d.resolved_at is not None) for d in Delivery.objects.filter(id__in=[x.id for x in letters])
-    }
-    return [rows[d.id] for d in letters]
 
 
 def test_the_dead_letter_list_links_to_the_letters_grouped_by_cause(client, dlq_operator):

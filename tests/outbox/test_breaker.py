@@ -14,6 +14,7 @@ from outbox.relay import dispatch_due, fan_out
 from outbox.runner import run_deliveries
 from tests.outbox.probe.events import Called
 from tests.outbox.probe.models import Effect
+from tests.support.deliveries import statuses_and_attempts as statuses
 
 pytestmark = pytest.mark.django_db
 HANDLER = "probe.call_downstream"  # breaker_threshold=3, breaker_cooldown=1, max_attempts=3
@@ -35,12 +36,6 @@ def _circuit() -> HandlerCircuit:
     return HandlerCircuit.objects.get(handler=HANDLER)
 
 
-def _statuses(deliveries: list[Delivery]) -> list[tuple[str, int]]:
-    """Status and attempts of each delivery, in the order given."""
-    rows = Delivery.objects.in_bulk([d.id for d in deliveries])
-    return [(rows[d.id].status, rows[d.id].attempts) for d in deliveries]
-
-
 def test_three_failures_in_a_row_across_deliveries_open_the_circuit_and_park_the_rest(downstream):
     # given the downstream is down and five deliveries were dispatched
     downstream.stop()
@@ -51,7 +46,7 @@ def test_three_failures_in_a_row_across_deliveries_open_the_circuit_and_park_the
     circuit = _circuit()
     assert (circuit.state, circuit.consecutive_failures, circuit.times_opened) == ("open", 3, 1)
     assert "URLError" in circuit.last_error
-    assert _statuses(deliveries) == [("pending", 1)] * 3 + [("pending", 0)] * 2
+    assert statuses(deliveries) == [("pending", 1)] * 3 + [("pending", 0)] * 2
 
 
 def test_a_success_resets_the_count(downstream):
@@ -73,7 +68,7 @@ def test_a_batch_stops_running_a_handler_whose_circuit_it_opened(downstream):
     # then the third failure tripped the breaker: the last two were handed back, no attempt spent
     assert len(report.failed) == 3
     assert len(report.handed_back) == 2
-    assert sorted(_statuses(deliveries)) == [("pending", 0)] * 2 + [("pending", 1)] * 3
+    assert sorted(statuses(deliveries)) == [("pending", 0)] * 2 + [("pending", 1)] * 3
     assert _circuit().state == "open"
 
 
@@ -127,14 +122,14 @@ def test_a_probe_that_succeeds_closes_the_circuit_and_the_rest_flow(downstream):
     assert _circuit().state == "closed"
     assert dispatch_due(batch_size=100).dispatched == 3
     _run_each(deliveries)
-    assert {status for status, _ in _statuses(deliveries)} == {"done"}
+    assert {status for status, _ in statuses(deliveries)} == {"done"}
     assert Effect.objects.filter(handler="downstream").count() == 4
 
 
 def test_new_events_of_a_blocked_handler_are_fanned_out_pending():
     breaker.handler_pause(handler=HANDLER)
     deliveries = _calls(2)
-    assert _statuses(deliveries) == [("pending", 0)] * 2
+    assert statuses(deliveries) == [("pending", 0)] * 2
     assert Delivery.objects.filter(event__type="probe.Called").exclude(handler=HANDLER).count() == 0
 
 
@@ -146,13 +141,13 @@ def test_a_paused_handler_gets_nothing_until_resumed(downstream):
     run_deliveries([deliveries[0].id])
     swept = dispatch_due(batch_size=100)
     # then the delivery is parked, unstarted, and not sent again
-    assert _statuses(deliveries) == [("pending", 0)]
+    assert statuses(deliveries) == [("pending", 0)]
     assert swept.dispatched == 0
     # when resumed
     call_command("outbox_handler", "resume", HANDLER)
     assert dispatch_due(batch_size=100).dispatched == 1
     run_deliveries([deliveries[0].id])
-    assert _statuses(deliveries) == [("done", 1)]
+    assert statuses(deliveries) == [("done", 1)]
 
 
 def test_failures_of_other_deliveries_while_the_circuit_is_open_are_not_charged(downstream):

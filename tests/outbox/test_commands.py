@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 import uuid
@@ -6,17 +5,17 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from outbox.models import Delivery, HandlerCircuit, InboxEntry, OutboxEvent
 from outbox.publishing import publish
 from outbox.relay import fan_out
 from outbox.runner import run_deliveries
-from outbox.selectors import dead_letter_group_id
 from tests.outbox.conftest import make_dead_letter
 from tests.outbox.probe.events import Pinged
-from tests.support.deliveries import make_dead_letter_of
+from tests.support.deliveries import group_of, jams, make_dead_letter_of
+from tests.support.deliveries import statuses_and_discarded as statuses
 from tests.support.processes import ROOT, process_env
 
 pytestmark = pytest.mark.django_db
@@ -56,22 +55,6 @@ def test_outbox_dlq_retry_of_a_delivery_that_is_not_dead_is_an_error():
     with pytest.raises(CommandError, match="is not a dead letter") as error:
         call_command("outbox_dlq", "retry", "--id", "999999")
     assert error.value.returncode == 2
-
-
-def jams(count: int) -> list[Delivery]:
-    return [make_dead_letter_of(RuntimeError(f"gear {n} of {uuid.uuid4()} is jammed")) for n in range(count)]
-
-
-def group_of(letter: Delivery) -> str:
-    return dead_letter_group_id(letter.handler, letter.error_type, letter.error_pattern)
-
-
-def statuses(letters: list[Delivery]) -> list[tuple[str, bool]]:
-    """(status, discarded) of each letter, in the order given."""
-    rows = {
-        d.id: (d.status, d.resolved_at is not None) for d in Delivery.objects.filter(id__in=[x.id for x in letters])
-    }
-    return [rows[d.id] for d in letters]
 
 
 def test_outbox_dlq_groups_lists_each_cause_with_its_id_count_and_pattern(capsys):
@@ -175,14 +158,7 @@ def test_outbox_dlq_discard_of_a_letter_discarded_already_is_refused():
     ],
 )
 def test_from_a_shell_bad_flags_and_unknown_groups_exit_with_status_2(arguments, says):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "outbox_dlq", *arguments],
-        cwd=ROOT,
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _manage("outbox_dlq", *arguments)
     assert result.returncode == 2
     assert says in result.stderr
 
@@ -267,12 +243,12 @@ def _conditions(text: str):
 
 def _manage(*args: str) -> subprocess.CompletedProcess:
     """Run a management command as an operator would, against the test database."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "TEST_DATABASE_URL": _test_database_url()}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -14,6 +14,7 @@ from outbox import relay, selectors, services
 from outbox.models import Delivery
 from tests.outbox.probe.handlers import BeltMissing
 from tests.support.deliveries import make_dead_letter_of as dead
+from tests.support.deliveries import statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +28,6 @@ def the_group_of(letter: Delivery) -> selectors.DeadLetterGroup:
     group = selectors.dead_letter_group(group_id=group_id)
     assert group is not None
     return group
-
-
-def statuses(letters: list[Delivery]) -> list[str]:
-    by_id = dict(Delivery.objects.filter(id__in=[d.id for d in letters]).values_list("id", "status"))
-    return [by_id[d.id] for d in letters]
 
 
 # grouping
