@@ -1,0 +1,45 @@
+"""Bad input anywhere in a request is a 4xx with a message a person can act on, never a 500.
+
+Each case here answered 500 once: a query parameter, a header, a cookie or a
+path that reached code which could not take it.
+"""
+
+import pytest
+
+from tests.factories import make_product, place_order
+from tests.support.users import make_user, token_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("stella", staff=True, perms=("outbox.retry_delivery",))
+
+
+def paginated_lists() -> list[str]:
+    """Every paginated list of the API (the order's events need an order: ``{order}``)."""
+    return ["/api/products/", "/api/orders/", "/api/orders/{order}/events/", "/api/outbox/dead-letters/"]
+
+
+@pytest.mark.parametrize("url", paginated_lists())
+@pytest.mark.parametrize(
+    ("parameter", "raw"),
+    [
+        pytest.param("page_size", "²", id="superscript-two"),  # a digit to str.isdigit, not to int()
+        pytest.param("page_size", "٣", id="arabic-indic-three"),  # int() reads it as 3: not a number in a URL
+        pytest.param("page", "¹", id="page-superscript-one"),
+        pytest.param("page", "9" * 5000, id="page-5000-digits"),  # past int()'s 4,300 digits
+        pytest.param("page_size", "9" * 5000, id="page-size-5000-digits"),
+    ],
+)
+def test_a_page_or_page_size_that_is_not_ascii_digits_is_400_naming_it(staff, url, parameter, raw):
+    # given a list with something on it
+    order = place_order(customer=make_user("owner"), lines=[(make_product(), 1)])
+    # when
+    response = token_client(staff).get(url.format(order=order.id), {parameter: raw})
+    # then
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body["errors"]) == [parameter]
+    assert body["detail"].startswith(f"Invalid input: {parameter}: Give a whole number from 1")
