@@ -17,14 +17,45 @@ class JSONParser(parsers.JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        encoding = request_charset(parser_context)
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise RequestTooLarge(limit)
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             return json.loads(raw.decode(encoding), parse_constant=_reject_constant)
+        except RecursionError as exc:  # the C parser recurses once per level: [[[[...]]]] exhausts the stack
+            raise exceptions.ParseError(
+                "The body is not valid JSON we can read: its arrays or objects are nested hundreds of levels "
+                "deep. Send a flatter document."
+            ) from exc
         except ValueError as exc:
             raise exceptions.ParseError(f"The body is not valid JSON: {exc}.") from exc
+
+
+class FormParser(parsers.FormParser):
+    """A URL-encoded form, refused as :class:`JSONParser` refuses a charset it cannot read."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        request_charset(parser_context)
+        return super().parse(stream, media_type, parser_context)
+
+
+def request_charset(parser_context: dict[str, Any] | None) -> str:
+    """The ``charset`` of the request's Content-Type, if it is a text encoding; else a 415 naming it.
+
+    Django keeps any charset ``codecs`` knows, and it knows byte codecs
+    (base64, bz2_codec, ...) that cannot decode bytes to text at all.
+    """
+    encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+    try:
+        "".encode(encoding)  # unlike codecs.lookup(), refuses codecs that are not text encodings
+    except (LookupError, UnicodeError):
+        raise exceptions.UnsupportedMediaType(
+            encoding,
+            detail=f'The charset "{encoding}" in the Content-Type header is not a text encoding we can read: '
+            "send the body as UTF-8 (charset=utf-8, or no charset).",
+        ) from None
+    return encoding
 
 
 def _reject_constant(name: str) -> None:
