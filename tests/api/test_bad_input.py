@@ -5,6 +5,7 @@ path that reached code which could not take it.
 """
 
 import pytest
+from django.test import Client
 
 from tests.factories import make_product, place_order
 from tests.support.users import make_user, token_client
@@ -43,3 +44,19 @@ def test_a_page_or_page_size_that_is_not_ascii_digits_is_400_naming_it(staff, ur
     body = response.json()
     assert list(body["errors"]) == [parameter]
     assert body["detail"].startswith(f"Invalid input: {parameter}: Give a whole number from 1")
+
+
+def test_a_token_with_a_nul_is_401_like_any_unknown_token():
+    response = token_client(key="abc\x00def").get("/api/products/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}
+
+
+@pytest.mark.parametrize(("url", "status"), [("/api/products/", 401), ("/orders/", 302)])
+def test_a_session_cookie_with_a_nul_is_no_session(url, status):
+    # given a quoted cookie value, whose octal escape Django reads as a NUL
+    client = Client(HTTP_COOKIE='sessionid="abcdefgh\\000ijklmn"')
+    # when
+    response = client.get(url)
+    # then: answered as for a visitor without a session
+    assert response.status_code == status
