@@ -4,6 +4,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
+from config.handlers import is_text_encoding
+
 from .errors import RequestTooLarge
 
 
@@ -41,20 +43,22 @@ class FormParser(parsers.FormParser):
 
 
 def request_charset(parser_context: dict[str, Any] | None) -> str:
-    """The ``charset`` of the request's Content-Type, if it is a text encoding; else a 415 naming it.
+    """The ``charset`` of the request's Content-Type, if it names a text encoding; else a 415 naming it.
 
-    Django keeps any charset ``codecs`` knows, and it knows byte codecs
-    (base64, bz2_codec, ...) that cannot decode bytes to text at all.
+    Read from the header itself: the request's ``encoding`` leaves out a
+    charset nobody knows, or one that is no text encoding (base64, bz2_codec),
+    and the body must not be read as UTF-8 when its sender says it is not.
     """
-    encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
-    try:
-        "".encode(encoding)  # unlike codecs.lookup(), refuses codecs that are not text encodings
-    except (LookupError, UnicodeError):
+    context = parser_context or {}
+    request = context.get("request")
+    charset = request.content_params.get("charset") if request is not None else None
+    encoding = charset or context.get("encoding") or settings.DEFAULT_CHARSET
+    if not is_text_encoding(encoding):
         raise exceptions.UnsupportedMediaType(
             encoding,
             detail=f'The charset "{encoding}" in the Content-Type header is not a text encoding we can read: '
             "send the body as UTF-8 (charset=utf-8, or no charset).",
-        ) from None
+        )
     return encoding
 
 

@@ -4,10 +4,14 @@ Each case here answered 500 once: a query parameter, a header, a cookie or a
 path that reached code which could not take it.
 """
 
+import json
+
 import pytest
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from tests.factories import make_product, place_order
+from tests.support import wsgi
 from tests.support.users import make_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +64,35 @@ def test_a_session_cookie_with_a_nul_is_no_session(url, status):
     response = client.get(url)
     # then: answered as for a visitor without a session
     assert response.status_code == status
+
+
+@pytest.mark.parametrize("charset", ["base64", "bz2_codec"])
+def test_a_query_string_sent_with_a_charset_that_is_no_text_encoding_is_read_as_utf_8(
+    staff, in_process_requests, charset
+):
+    # given a request as gunicorn hands it over, whose Content-Type names a byte codec
+    key = Token.objects.create(user=staff).key
+    make_product()
+    # when
+    response = wsgi.call(
+        "GET",
+        "/api/products/",
+        query="page_size=%31",
+        content_type=f"text/plain; charset={charset}",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )
+    # then the charset is ignored, as one Django does not know is
+    assert response.status_code == 200
+    assert len(json.loads(response.content)["results"]) == 1
+
+
+def test_a_body_sent_with_a_charset_that_is_no_text_encoding_is_415_through_the_server_too(in_process_requests):
+    response = wsgi.call(
+        "POST",
+        "/api/auth/token/",
+        query="next=%2F",
+        body=b'{"username": "stella", "password": "p"}',
+        content_type="application/json; charset=base64",
+    )
+    assert response.status_code == 415
+    assert json.loads(response.content)["code"] == "unsupported_media_type"
