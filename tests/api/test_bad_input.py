@@ -96,3 +96,12 @@ def test_a_body_sent_with_a_charset_that_is_no_text_encoding_is_415_through_the_
     )
     assert response.status_code == 415
     assert json.loads(response.content)["code"] == "unsupported_media_type"
+
+
+def test_the_api_docs_page_asked_for_as_json_with_a_malformed_token_is_406():
+    # given the Swagger UI page, which is HTML only, asked for as JSON with a token header missing its key
+    client = Client(HTTP_AUTHORIZATION="Token ", HTTP_ACCEPT="application/json")
+    # when
+    response = client.get("/api/docs/")
+    # then: the 406 page renders without authenticating anyone
+    assert response.status_code == 406
