@@ -27,7 +27,6 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
@@ -37,6 +36,7 @@ from rest_framework.views import APIView
 
 from tests.factories import ADDRESS, make_product, place_order
 from tests.support import deliveries, wsgi
+from tests.support.database import every_table
 from tests.support.users import PASSWORD, make_user
 
 pytestmark = [
@@ -294,19 +294,6 @@ def shop(db, in_process_requests, settings) -> Shop:
 
 def _token(user) -> str:
     return Token.objects.create(user=user).key
-
-
-def every_table() -> dict[str, tuple[int, str]]:
-    """Each table's row count and the md5 of all its rows: any insert, update or delete shows."""
-    tables = connection.introspection.table_names()
-    quote_name = connection.ops.quote_name
-    sql = " UNION ALL ".join(
-        f"SELECT %s, count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {quote_name(name)} t"
-        for name in tables
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, tables)
-        return {name: (count, digest) for name, count, digest in cursor.fetchall()}
 
 
 @pytest.mark.parametrize("caller", CALLERS)
