@@ -30,6 +30,7 @@ class AwareDateTimeField(serializers.DateTimeField):
     default_error_messages = {
         "invalid": f"Give {AS_OF_FORMAT}. (In a URL, write + as %2B.)",
         "naive": f"This time has no UTC offset, so it is ambiguous: give {AS_OF_FORMAT}.",
+        "out_of_range": "This time is out of range: in UTC it falls before 0001-01-01 or after 9999-12-31.",
     }
 
     def to_internal_value(self, value: object) -> dt.datetime:
@@ -42,7 +43,10 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("invalid")
         if timezone.is_naive(parsed):
             self.fail("naive")
-        return parsed.astimezone(dt.UTC)
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is a year 0 in UTC, which datetime cannot hold
+            self.fail("out_of_range")
 
 
 def _is_date(value: str) -> bool:
@@ -115,7 +119,7 @@ class StockLevelApi(APIView):
             200: OutputSerializer,
             400: OpenApiResponse(
                 InvalidInputSerializer,
-                description="`as_of` is not an ISO 8601 date and time with a UTC offset.",
+                description="`as_of` is not an ISO 8601 date and time with a UTC offset, or is out of range.",
                 examples=[
                     OpenApiExample(
                         "naive as_of",
@@ -146,7 +150,8 @@ class StockLevelApi(APIView):
     def get(self, request: Request, sku: str) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        level = selectors.stock_as_of(sku=sku, at=filters.validated_data.get("as_of"))
+        # No SKU holds a NUL (PostgreSQL text cannot), and asking the database for one is an error, not a miss.
+        level = selectors.stock_as_of(sku=sku, at=filters.validated_data.get("as_of")) if "\x00" not in sku else None
         if level is None:
             raise NotFound(f"No product has SKU {sku!r}.")
         return Response(self.OutputSerializer(level).data)

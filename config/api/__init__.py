@@ -4,8 +4,8 @@
 - :mod:`.schema`: :class:`~.schema.AutoSchema`, which documents each route's errors; :func:`~.schema.error_responses`.
 - :mod:`.permissions`: :class:`~.permissions.IsStaff`, :func:`~.permissions.has_perm`.
 - :mod:`.pagination`: ``{count, next, previous, results}`` and :func:`~.pagination.paginated_response`.
-- :mod:`.parsers`: JSON with a size limit.
-- :mod:`.auth`: ``POST /api/auth/token/``.
+- :mod:`.parsers`: JSON with a size limit, and a charset that is a text encoding (for forms too).
+- :mod:`.auth`: ``POST /api/auth/token/``; :mod:`.authentication`: the ``Authorization: Token <key>`` check.
 
 This package imports nothing itself: DRF imports the classes its settings
 name while ``rest_framework.views`` is still loading, so each module here

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, parsers, serializers
+from rest_framework import exceptions, serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -12,7 +12,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from .parsers import JSONParser
+from .parsers import FormParser, JSONParser
 
 
 class TokenThrottle(AnonRateThrottle):
@@ -39,7 +39,7 @@ class TokenCreateApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = [TokenThrottle]
-    parser_classes = [JSONParser, parsers.FormParser]
+    parser_classes = [JSONParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)

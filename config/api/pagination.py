@@ -21,14 +21,16 @@ class Pagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        size = whole_number(raw)
+        if size is None or not 1 <= size <= self.max_page_size:
             message = f"Give a whole number from 1 to {self.max_page_size}."
             raise ValidationError({self.page_size_query_param: [message]})
-        return int(raw)
+        return size
 
     def get_page_number(self, request: Request, paginator: Any) -> str:
         raw = request.query_params.get(self.page_query_param, "1")
-        if not (raw.isdigit() and int(raw) >= 1) and raw not in self.last_page_strings:
+        number = whole_number(raw)
+        if (number is None or number < 1) and raw not in self.last_page_strings:
             raise ValidationError({self.page_query_param: ["Give a whole number from 1 (or `last`)."]})
         return raw
 
@@ -39,6 +41,17 @@ class Pagination(PageNumberPagination):
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"]["maximum"] = self.max_page_size
         return parameters
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a number if it is ASCII digits, at most 18 of them (a bigint); else None.
+
+    ``str.isdigit`` also says yes to "²" (which ``int`` refuses) and "٣" (which
+    it reads as 3), and ``int`` refuses more than 4,300 digits.
+    """
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        return None
+    return int(raw)
 
 
 def paginated_response(

@@ -39,7 +39,7 @@ ERRORS = {
         },
     ),
     415: (
-        "The body is not JSON: send `Content-Type: application/json`.",
+        "The body is not JSON, or its charset is not a text encoding: send `Content-Type: application/json` (UTF-8).",
         {"detail": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type"},
     ),
     422: (

@@ -8,11 +8,16 @@ Python installed. See the README for every variable.
 
 import copy
 import os
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import schedule
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -21,6 +26,81 @@ environ.Env.read_env(BASE_DIR / ".env")  # optional, never committed
 
 # The embedded default's database, broker folders and metrics live here.
 VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
+
+# URLS FROM THE ENVIRONMENT
+# ------------------------------------------------------------------------------
+# Each service URL is checked as it is read: a malformed one stops start-up with
+# one line naming the variable and what is wrong (manage.py prints it without a
+# traceback), not a traceback from inside django-environ, kombu or a first connection.
+_DATABASE_EXAMPLE = "postgres://user:password@host:5432/name or sqlite:////absolute/path/db.sqlite3"
+_CACHE_EXAMPLE = "redis://host:6379/1 or locmemcache://"
+_EMAIL_EXAMPLE = "smtp+tls://user:password@host:587 or consolemail://"
+_BROKER_EXAMPLE = "redis://host:6379/0, amqp://user:password@host:5672// or filesystem://"
+
+
+def database_url(var: str, default: str | None = None) -> dict:
+    """``env.db``, refusing a URL Django could not connect with."""
+    url = _checked_url(var, default, environ.Env.DB_SCHEMES, _DATABASE_EXAMPLE)
+    config = env.db_url_config(url)
+    if not config.get("NAME"):
+        raise _malformed(var, url, "it names no database", _DATABASE_EXAMPLE)
+    return config
+
+
+def cache_url(var: str, default: str | None = None) -> dict:
+    """``env.cache``, refusing a URL of no cache backend."""
+    return env.cache_url_config(_checked_url(var, default, environ.Env.CACHE_SCHEMES, _CACHE_EXAMPLE))
+
+
+def email_url(var: str, default: str | None = None) -> dict:
+    """``env.email_url``, refusing a URL of no mail backend, or an SMTP one without a server."""
+    url = _checked_url(var, default, environ.Env.EMAIL_SCHEMES, _EMAIL_EXAMPLE)
+    config = env.email_url_config(url)
+    if config["EMAIL_BACKEND"].endswith(".smtp.EmailBackend") and not config.get("EMAIL_HOST"):
+        raise _malformed(var, url, "it names no mail server", _EMAIL_EXAMPLE)
+    return config
+
+
+def broker_url(var: str, default: str | None = None) -> str:
+    """A Celery broker URL (or several, ``;``-separated) whose every transport kombu has."""
+    url = _read(var, default)
+    for part in url.split(";"):
+        _checked(var, part.strip(), TRANSPORT_ALIASES, _BROKER_EXAMPLE, scheme_of=lambda s: s.split("+")[0])
+    return url
+
+
+def _checked_url(var: str, default: str | None, schemes: Iterable[str], example: str) -> str:
+    return _checked(var, _read(var, default), schemes, example)
+
+
+def _read(var: str, default: str | None) -> str:
+    """The variable, or ``default``; unset without one: environ's "Set the <var> environment variable"."""
+    return env.str(var) if default is None else env.str(var, default=default)
+
+
+def _checked(
+    var: str, url: str, schemes: Iterable[str], example: str, scheme_of: Callable[[str], str] = str.lower
+) -> str:
+    if "://" not in url:
+        raise _malformed(var, url, "it is not a URL", example)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError as exc:  # a port that is no number from 0 to 65535, an unclosed [IPv6 address
+        raise _malformed(var, url, f"its host or port does not parse ({exc})", example) from None
+    if scheme_of(parts.scheme) not in schemes:
+        raise _malformed(var, url, f"unknown scheme {parts.scheme!r}", example)
+    return url
+
+
+def _malformed(var: str, url: str, problem: str, example: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{var}={_without_password(url)!r}: {problem}; give a URL like {example}")
+
+
+def _without_password(url: str) -> str:
+    """``url`` as a message may show it: the password, if any, starred out (without parsing: it may not parse)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
 
 # GENERAL
 # ------------------------------------------------------------------------------
@@ -39,7 +119,7 @@ USE_TZ = True
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    "default": database_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 SQLITE_OPTIONS = {
@@ -67,8 +147,8 @@ def provider_store(default: dict) -> dict:
     there (``manage.py migrate --database sandbox`` creates its tables).
     See config/routers.py.
     """
-    if url := env("SANDBOX_DATABASE_URL", default=""):
-        store = env.db_url_config(url)
+    if env("SANDBOX_DATABASE_URL", default=""):
+        store = database_url("SANDBOX_DATABASE_URL")
     elif default["ENGINE"] == "django.db.backends.sqlite3":
         store = {**copy.deepcopy(default), "NAME": str(VAR_DIR / "sandbox.sqlite3")}
     else:
@@ -91,7 +171,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The outbox coalesces relay kicks through the cache: use Redis wherever more
 # than one process publishes (the embedded default coalesces per process).
 # https://docs.djangoproject.com/en/5.2/ref/settings/#caches
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES = {"default": cache_url("CACHE_URL", default="locmemcache://")}
 
 # URLS
 # ------------------------------------------------------------------------------
@@ -129,6 +209,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-engine
+SESSION_ENGINE = "config.sessions"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -181,7 +263,7 @@ TEMPLATES = [
 # ------------------------------------------------------------------------------
 # EMAIL_URL picks the backend: consolemail://, smtp://user:pass@host:587,
 # smtp+tls://..., filemail:///path. https://django-environ.readthedocs.io
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+vars().update(email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.example>")
 # Seconds an SMTP connection, greeting or reply may take before the send fails
 # (and is retried by the sweeper): a hanging mail server never blocks a worker.
@@ -215,7 +297,7 @@ LOGGING = {
 # CELERY
 # ------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = broker_url("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's file-system transport: a broker with no server, for the embedded default.
     _broker_dir = str(VAR_DIR / "broker")
@@ -322,7 +404,7 @@ INVENTORY_SNAPSHOT_EVERY = env.int("INVENTORY_SNAPSHOT_EVERY", default=50)
 # Shared plumbing (error shape, JSON size limit, paging, schema) is the config/api package.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,21 +1,21 @@
 """Production settings: PostgreSQL, Redis, SMTP; secrets only from the environment."""
 
 from .base import *  # noqa: F403
-from .base import env, provider_store
+from .base import broker_url, cache_url, database_url, email_url, env, provider_store
 
 # Refuse to start without a real secret (environ raises ImproperlyConfigured).
 SECRET_KEY = env("SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["shop.example.com"])
-DATABASES = {"default": env.db("DATABASE_URL")}  # required: no embedded default here
+DATABASES = {"default": database_url("DATABASE_URL")}  # required: no embedded default here
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The sandbox providers' own store: this database through its own connection, or SANDBOX_DATABASE_URL.
 DATABASES["sandbox"] = provider_store(DATABASES["default"])
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = broker_url("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CACHES = {"default": env.cache("CACHE_URL", default="redis://127.0.0.1:6379/1")}
-vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+CACHES = {"default": cache_url("CACHE_URL", default="redis://127.0.0.1:6379/1")}
+vars().update(email_url("EMAIL_URL", default="smtp://localhost:25"))
 
 # SECURITY
 # ------------------------------------------------------------------------------

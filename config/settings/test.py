@@ -4,12 +4,21 @@ import os
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, OUTBOX, env, share_prometheus_metrics
+from .base import (
+    INSTALLED_APPS,
+    OUTBOX,
+    broker_url,
+    cache_url,
+    database_url,
+    email_url,
+    env,
+    share_prometheus_metrics,
+)
 
 SECRET_KEY = env("SECRET_KEY", default="test-only-secret-key-not-for-deployment")
 DEBUG = False
 DATABASES = {
-    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/oms"),
+    "default": database_url("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/oms"),
 }
 # 0 (a connection per request) unless a test runs a process production-like (tests/support/system.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
@@ -24,16 +33,16 @@ DATABASES["sandbox"] = {
     "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
     "TEST": {"MIRROR": "default"},
 }
-CELERY_BROKER_URL = env("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
+CELERY_BROKER_URL = broker_url("TEST_BROKER_URL", default="redis://127.0.0.1:6379/9")
 # Tests run workers with leases of a few seconds; the time limits follow, keeping
 # the outbox's rule (soft < hard < lease) unless a test sets them itself.
 CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=0.8 * OUTBOX["LEASE_SECONDS"])
 CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=0.6 * OUTBOX["LEASE_SECONDS"])
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CACHES = {"default": env.cache("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
+CACHES = {"default": cache_url("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
 # Mail stays in memory (django.core.mail.outbox) unless TEST_EMAIL_URL points at
 # a real server, as the mail sink of tests/support/mail.py does for workers.
-vars().update(env.email_url("TEST_EMAIL_URL", default="memorymail://"))
+vars().update(email_url("TEST_EMAIL_URL", default="memorymail://"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # An app of test-only events and handlers, used to prove the outbox itself. Its
 # handlers note what no rollback may undo (how often they started) in this Redis;

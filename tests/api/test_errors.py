@@ -29,6 +29,39 @@ def test_json_that_is_not_strict_json_is_refused():
     assert response.json()["code"] == "parse_error"
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("charset", ["base64", "bz2_codec", "rot13", "no-such-charset"])
+def test_a_charset_that_is_not_a_text_encoding_gets_415_naming_it(content_type, charset):
+    # when credentials come in a charset nobody knows, or one Python knows only as a byte or text transform
+    body = '{"username": "sam", "password": "p"}' if content_type == "application/json" else "username=sam&password=p"
+    response = APIClient().generic("POST", TOKEN_URL, body, content_type=f"{content_type}; charset={charset}")
+    # then
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f'The charset "{charset}" in the Content-Type header is not a text encoding we can read: '
+        "send the body as UTF-8 (charset=utf-8, or no charset).",
+        "code": "unsupported_media_type",
+    }
+
+
+@pytest.mark.parametrize(
+    ("opening", "core", "closing"), [("[", "", "]"), ('{"a":', "1", "}")], ids=["nested-arrays", "nested-objects"]
+)
+def test_a_body_nested_too_deeply_to_parse_gets_400_saying_so(settings, opening, core, closing):
+    # given a body within the size limit (1 MiB) that is nothing but nesting
+    depth = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE - len(core)) // (len(opening) + len(closing))
+    body = opening * depth + core + closing * depth
+    # when
+    response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/json")
+    # then
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The body is not valid JSON we can read: its arrays or objects are nested hundreds of levels "
+        "deep. Send a flatter document.",
+        "code": "parse_error",
+    }
+
+
 def test_a_body_over_the_limit_gets_413_without_being_parsed(settings):
     # given a body just over the limit (1 MiB)
     body = json.dumps({"username": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "password": "p"})

@@ -223,6 +223,20 @@ def test_invalid_orders_are_refused_with_the_field_named_and_nothing_written(ali
     assert nothing_written(alice)
 
 
+def test_too_many_lines_are_refused_before_any_line_is_validated(alice, settings):
+    # given 40,000 lines in under 1 MiB, the 150th of them invalid
+    body = new_order(*[(make_product(sku="P"), 1)] * 40_000)
+    body["lines"][149]["quantity"] = 0
+    raw = json.dumps(body, separators=(",", ":"))
+    assert len(raw) < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    # when
+    response = token_client(alice).generic("POST", ORDERS_URL, raw, content_type="application/json")
+    # then only the count is reported: no line was looked at
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"lines": ["An order has at most 100 lines: split it into several orders."]}
+    assert nothing_written(alice)
+
+
 def test_an_unknown_sku_is_refused_naming_the_sku_and_its_line(alice, pen):
     # when
     response = token_client(alice).post(ORDERS_URL, new_order((pen, 1)) | {"lines": [

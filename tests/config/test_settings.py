@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,6 +36,39 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("DATABASE_URL", "nonsense://x", "unknown scheme 'nonsense'"),
+        ("DATABASE_URL", "postgres://host:notaport/db", "its host or port does not parse"),
+        ("DATABASE_URL", "postgres://oms:secret@host:5432", "it names no database"),
+        ("SANDBOX_DATABASE_URL", "postgresql", "it is not a URL"),
+        ("CELERY_BROKER_URL", "rabbit://guest@host//", "unknown scheme 'rabbit'"),
+        ("CELERY_BROKER_URL", "redis://host:99999/0", "its host or port does not parse"),
+        ("CACHE_URL", "bogus", "it is not a URL"),
+        ("CACHE_URL", "redis://host:6379x/1", "its host or port does not parse"),
+        ("EMAIL_URL", "smtp://:x@", "it names no mail server"),
+        ("EMAIL_URL", "smpt://host:25", "unknown scheme 'smpt'"),
+    ],
+)
+def test_a_malformed_service_url_stops_start_up_with_one_line_naming_it(variable, value, problem):
+    # when the project starts with one URL wrong
+    result = _manage("check", DJANGO_SETTINGS_MODULE="config.settings.test", **{variable: value})
+    # then it stops, and says which variable, what is wrong with it, and what a good one looks like
+    assert result.returncode != 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"ImproperlyConfigured: {variable}='"), line
+    assert f": {problem}" in line
+    assert "give a URL like " in line
+    assert "secret" not in line  # a password is never shown
+
+
+def test_production_refuses_to_start_without_a_database_url_in_one_line():
+    result = _manage("check", DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY="s" * 50)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == ["ImproperlyConfigured: Set the DATABASE_URL environment variable"]
 
 
 def test_the_embedded_default_is_sqlite_in_wal_mode_and_a_serverless_broker():

@@ -198,6 +198,36 @@ def test_an_as_of_that_is_not_an_iso_time_with_an_offset_is_400_saying_so(staff,
     }
 
 
+OUT_OF_RANGE = "This time is out of range: in UTC it falls before 0001-01-01 or after 9999-12-31."
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_an_as_of_that_falls_outside_the_calendar_in_utc_is_400_saying_so(staff, as_of):
+    # given a time that is a valid date in its own offset, but year 0 or 10000 in UTC
+    product = make_product()
+    # when
+    response = token_client(staff).get(stock_url(product.sku), {"as_of": as_of})
+    # then
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"Invalid input: as_of: {OUT_OF_RANGE}",
+        "code": "invalid",
+        "errors": {"as_of": [OUT_OF_RANGE]},
+    }
+
+
+def test_the_first_moment_of_the_calendar_in_utc_is_a_time_before_any_stock(staff):
+    product = make_product(on_hand=4)
+    response = token_client(staff).get(stock_url(product.sku), {"as_of": "0001-01-01T00:00:00Z"})
+    assert (response.status_code, response.json()["on_hand"]) == (200, 0)
+
+
+def test_a_sku_with_a_nul_character_is_404_like_any_unknown_sku(staff):
+    response = token_client(staff).get(stock_url("PEN%00BLUE"))
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No product has SKU 'PEN\\x00BLUE'.", "code": "not_found"}
+
+
 def test_an_unknown_sku_is_404(staff):
     response = token_client(staff).get(stock_url("NO-SUCH-SKU"))
     assert response.status_code == 404

@@ -5,6 +5,8 @@ from django.core.management import call_command
 
 from inventory.models import Product, StockItem
 from orders.management.commands.seed_demo import CATALOGUE
+from tests.support.commands import manage
+from tests.support.database import every_table
 
 pytestmark = pytest.mark.django_db
 
@@ -25,3 +27,21 @@ def test_seed_demo_loads_a_believable_catalogue_once_and_prints_the_sign_ins():
     assert 5 in on_hand
     assert "customer / customer-demo-pass" in out.getvalue()
     assert "staff / staff-demo-pass" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [(["--bogus"], "unrecognized arguments: --bogus"), (["PEN-BLUE"], "unrecognized arguments: PEN-BLUE")],
+    ids=["unknown flag", "an argument it takes none of"],
+)
+def test_run_from_the_shell_with_what_it_does_not_take_it_exits_2_naming_it_and_creates_nothing(
+    no_live_outbox, args, error
+):
+    before = every_table()
+    # when
+    result = manage("seed_demo", *args)
+    # then
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"manage.py seed_demo: error: {error}"
+    assert every_table() == before

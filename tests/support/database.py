@@ -1,4 +1,4 @@
-"""The test database's connections by who holds them, and a fault that drops them.
+"""The test database's connections by who holds them, a fault that drops them, and a fingerprint of its rows.
 
 Every process ``tests.support.system.System`` starts names its connections
 (``PGAPPNAME``: ``oms-web``, ``oms-worker-1``, ``oms-relay``...), so a fault
@@ -48,3 +48,19 @@ def terminate_connection_of(alias: str) -> None:
         [pid] = cursor.fetchone()
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+
+
+def every_table() -> dict[str, tuple[int, str]]:
+    """Each table's row count and the md5 of all its rows: any insert, update or delete shows.
+
+    For tests' small tables: it reads every row of every table.
+    """
+    tables = connection.introspection.table_names()
+    quote_name = connection.ops.quote_name
+    sql = " UNION ALL ".join(
+        f"SELECT %s, count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {quote_name(name)} t"
+        for name in tables
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, tables)
+        return {name: (count, digest) for name, count, digest in cursor.fetchall()}

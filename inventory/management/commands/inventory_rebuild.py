@@ -24,6 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, skus: list[str], check: bool, **options) -> None:
         skus = skus or list(Product.objects.order_by("sku").values_list("sku", flat=True))
+        _refuse_unknown(skus)
         if check:
             return self._check(skus)
         changed, failed = 0, []
@@ -61,3 +62,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Checked {len(skus)} stock items against the log; {len(drifted)} differ.")
         if drifted:
             raise CommandError("The projection differs from the log: run `python manage.py inventory_rebuild`.")
+
+
+def _refuse_unknown(skus: list[str]) -> None:
+    """Before any SKU is rebuilt or checked: a typo stops the command, not half of its work."""
+    known = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+    unknown = [sku for sku in skus if sku not in known]
+    if unknown:
+        named = ", ".join(repr(sku) for sku in unknown)
+        raise CommandError(f"No product has SKU {named}: nothing was rebuilt or checked.", returncode=2)

@@ -7,13 +7,14 @@ at once: they claim work with SKIP LOCKED. Beat's sweep stays the backstop.
 """
 
 import logging
+import math
 import signal
 import threading
 import time
 
 import psycopg
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connection
 
 from outbox.relay import relay_pass
@@ -22,6 +23,8 @@ CHANNEL = "outbox_event"
 # A pass that found this many events means load: wait RELAY_COALESCE_SECONDS
 # before the next, so batches fill (measured in bench/outbox_bench.py throughput).
 COALESCE_FROM = 5
+# Polling less often than this leaves retries and expired leases to beat's sweep alone.
+MAX_POLL_SECONDS = 3600
 logger = logging.getLogger(__name__)
 
 
@@ -33,6 +36,12 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run one relay pass and exit.")
 
     def handle(self, *args, poll_seconds: float, once: bool, **options) -> None:
+        if not (math.isfinite(poll_seconds) and 0 < poll_seconds <= MAX_POLL_SECONDS):
+            raise CommandError(
+                f"--poll-seconds (default OUTBOX_RELAY_POLL_SECONDS) must be a number of seconds above 0 and at most "
+                f"{MAX_POLL_SECONDS}, not {poll_seconds:g}.",
+                returncode=2,
+            )
         if once:
             self._report(relay_pass())
             return

@@ -1,0 +1,14 @@
+"""``SESSION_ENGINE``: Django's database sessions, for a cookie that names no possible session."""
+
+from django.contrib.sessions.backends import db
+
+
+class SessionStore(db.SessionStore):
+    """A session cookie whose key holds a NUL is no session, as an unknown key is.
+
+    A quoted cookie value may carry one (``sessionid="abcdefgh\\000"``), and
+    looking it up is a database error (PostgreSQL text cannot hold NUL), not a miss.
+    """
+
+    def _validate_session_key(self, key: str | None) -> bool:
+        return bool(super()._validate_session_key(key)) and "\x00" not in key
