@@ -149,7 +149,12 @@ class EventRegistry:
             func = self._upcasters.get((event_type, step))
             if func is None:
                 raise EventDecodeError(f"No upcaster from {event_type} v{step} to v{step + 1}.")
-            payload = func(dict(payload))
+            try:
+                payload = func(dict(payload))
+            except Exception as exc:  # the stored row is what it is: a payload the chain cannot read is poison
+                raise EventDecodeError(
+                    f"{event_type} v{version} cannot be upcast from v{step} to v{step + 1}: {type(exc).__name__}: {exc}"
+                ) from exc
         return payload
 
     def decode(self, event_type: str, version: int, payload: Payload) -> DomainEvent:
@@ -159,7 +164,13 @@ class EventRegistry:
         try:
             return event_class.model_validate(payload)
         except ValidationError as exc:
-            raise EventDecodeError(f"{event_type} v{version} payload is invalid: {exc}") from exc
+            raise EventDecodeError(f"{event_type} v{version} payload is invalid: {_summary(exc)}") from exc
+
+
+def _summary(exc: ValidationError) -> str:
+    """Pydantic's errors on one line, each naming its field, without the values (they may be personal data)."""
+    problems = exc.errors(include_url=False, include_input=False, include_context=False)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the payload'}: {e['msg']}" for e in problems)
 
 
 def _qualified(event_class: type) -> str:

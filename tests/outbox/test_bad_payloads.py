@@ -228,13 +228,6 @@ def test_random_payloads_of_every_subscribed_type_are_dead_letters_saying_why(li
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="outbox/runner.py catches only EventDecodeError around decoding: an upcaster's own error on a payload "
-    "it cannot read (here KeyError 'price') escapes run_deliveries and rolls the whole batch back; the delivery "
-    "is then taken for a lost worker, again and again, until it dies as one, without saying why",
-)
 def test_an_old_payload_its_upcaster_cannot_read_is_a_dead_letter_saying_why():
     # given a v1 probe.Priced row without the price its upcaster to v2 reads
     with transaction.atomic():
@@ -246,5 +239,6 @@ def test_an_old_payload_its_upcaster_cannot_read_is_a_dead_letter_saying_why():
     run_deliveries([delivery.id])
     # then
     delivery.refresh_from_db()
-    assert delivery.status == "dead"
-    assert delivery.last_error.startswith("probe.Priced v1 ")
+    assert (delivery.status, delivery.attempts) == ("dead", 1)
+    assert delivery.last_error == "probe.Priced v1 cannot be upcast from v1 to v2: KeyError: 'price'"
+    assert delivery.error_type == "outbox.events.EventDecodeError"
