@@ -198,6 +198,8 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
     circuit: a runner given one parks it.
     """
     blocked = breaker.blocked_circuits()
+    if blocked:
+        _park_unstarted(blocked)
     stats = _dispatch_probes() if any(not c.paused for c in blocked) else RelayStats()
     with transaction.atomic():
         if connections["default"].vendor == "postgresql":
@@ -235,6 +237,26 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
 
 DUE_FIELDS = ("id", "handler", "queue", "status", "attempts", "started_at", "redispatches", "crashes")
 DUE_FIELDS += ("ordering_key", "event_id")
+
+
+def _park_unstarted(blocked: list) -> int:
+    """Dispatched deliveries of held-back handlers whose lease ran out unstarted wait, pending, instead of a resend.
+
+    Sending them again would only put a copy in the broker for a runner to
+    park; the copy already there, if any, is dropped when it comes up (its
+    token is no longer the row's). A circuit's probe keeps its lease's course.
+    """
+    probes = [c.probe_delivery_id for c in blocked if c.probe_delivery_id]
+    return (
+        Delivery.objects.filter(
+            status=Status.DISPATCHED,
+            started_at__isnull=True,
+            handler__in=[c.handler for c in blocked],
+            due_at__lte=Now(),
+        )
+        .exclude(id__in=probes)
+        .update(status=Status.PENDING, dispatch_token=None, due_at=Now())
+    )
 
 
 def _dispatch_probes() -> RelayStats:

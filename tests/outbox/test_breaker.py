@@ -160,3 +160,16 @@ def test_failures_of_other_deliveries_while_the_circuit_is_open_are_not_charged(
     run_deliveries([late.id])
     late.refresh_from_db()
     assert (late.status, late.attempts) == ("pending", 0)
+
+
+def test_a_held_back_delivery_whose_lease_ran_out_unstarted_waits_instead_of_being_sent_again():
+    # given a paused handler with a delivery dispatched before the pause, its message lost, its lease run out
+    deliveries = _calls(1)
+    breaker.handler_pause(handler=HANDLER)
+    Delivery.objects.filter(id=deliveries[0].id).update(due_at=Now())
+    # when the relay sweeps
+    stats = dispatch_due(batch_size=100)
+    # then it is parked, pending, with no token: not sent again while the handler is held back
+    assert stats.dispatched == stats.resent == 0
+    delivery = Delivery.objects.get(id=deliveries[0].id)
+    assert (delivery.status, delivery.attempts, delivery.dispatch_token) == ("pending", 0, None)
