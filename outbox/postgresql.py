@@ -47,6 +47,82 @@ def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
     row._state.adding, row._state.db = False, using
 
 
+# The event, already relayed, and its deliveries, in one statement (publish with
+# OUTBOX_DISPATCH_ON_COMMIT). Deliveries to an ordered handler, or to one whose
+# circuit is open, half-open or paused, are created pending for the relay, and
+# the relay process is woken for them (the trigger NOTIFYs only unrelayed events).
+PUBLISH_SQL = """
+WITH event AS (
+    INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
+                              correlation_id, causation_id, traceparent, payload, relayed_at)
+    VALUES (%(event_id)s, %(type)s, %(version)s, %(occurred_at)s, %(aggregate_type)s, %(aggregate_id)s,
+            %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s, now())
+    RETURNING id
+), subscribed AS (
+    SELECT s.handler, s.queue, s.ordered, s.ordered OR c.handler IS NOT NULL AS hold
+    FROM unnest(%(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[]) AS s(handler, queue, ordered)
+    LEFT JOIN outbox_handler_circuit c ON c.handler = s.handler AND (c.paused OR c.state <> 'closed')
+), created AS (
+    INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, ordering_key,
+                                 last_error, traceback, error_type, error_pattern, created_at, dispatched_at,
+                                 dispatch_token, redispatches, crashes)
+    SELECT e.id, s.handler, s.queue,
+           CASE WHEN s.hold THEN 'pending' ELSE 'dispatched' END,
+           0,
+           CASE WHEN s.hold THEN now() ELSE now() + %(lease)s * interval '1 second' END,
+           CASE WHEN s.ordered THEN %(ordering_key)s END,
+           '', '', '', '', now(),
+           CASE WHEN s.hold THEN NULL ELSE now() END,
+           CASE WHEN s.hold THEN NULL ELSE %(token)s END,
+           0, 0
+    FROM event e CROSS JOIN subscribed s
+    RETURNING id, handler, queue, status
+), woken AS (
+    SELECT pg_notify('outbox_event', 'held') FROM (SELECT 1 FROM created WHERE status = 'pending' LIMIT 1) p
+)
+SELECT 'event', e.id, NULL, NULL FROM event e
+UNION ALL
+SELECT c.status, c.id, c.handler, c.queue FROM created c
+UNION ALL
+SELECT 'woken', NULL, NULL, NULL FROM woken
+"""
+
+
+def insert_event_with_deliveries(
+    row: OutboxEvent, *, subscriptions: list[Any], token: int, using: str = "default"
+) -> tuple[list[Delivery], bool]:
+    """Insert an event built by ``publish``, relayed, with a delivery per subscription; one statement.
+
+    Returns the deliveries created dispatched under ``token`` (for the caller
+    to send once its transaction commits), and whether any was created pending.
+    """
+    params = {
+        "event_id": row.event_id,
+        "type": row.type,
+        "version": row.version,
+        "occurred_at": row.occurred_at,
+        "aggregate_type": row.aggregate_type,
+        "aggregate_id": row.aggregate_id,
+        "correlation_id": row.correlation_id,
+        "causation_id": row.causation_id,
+        "traceparent": row.traceparent,
+        "payload": json.dumps(row.payload),
+        "handlers": [s.name for s in subscriptions],
+        "queues": [s.queue for s in subscriptions],
+        "ordered": [s.ordered for s in subscriptions],
+        "ordering_key": f"{row.aggregate_type}:{row.aggregate_id}",
+        "lease": settings.OUTBOX["LEASE_SECONDS"],
+        "token": token,
+    }
+    with connections[using].cursor() as cursor:
+        cursor.execute(PUBLISH_SQL, params)
+        rows = cursor.fetchall()
+    row.id = next(r[1] for r in rows if r[0] == "event")
+    row._state.adding, row._state.db = False, using
+    dispatched = [Delivery(id=r[1], handler=r[2], queue=r[3]) for r in rows if r[0] == "dispatched"]
+    return dispatched, any(r[0] == "pending" for r in rows)
+
+
 # SET LOCAL first, in the same round trip (an implicit transaction when in
 # autocommit): with few unrelayed rows the planner picks a bitmap scan of the
 # partial index, which never marks the entries of relayed (dead) row versions

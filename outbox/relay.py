@@ -124,7 +124,7 @@ def fan_out(*, batch_size: int) -> RelayStats:
             return RelayStats()
         now, token = timezone.now(), new_dispatch_token()
         blocked = {c.handler for c in breaker.blocked_circuits()}
-        deliveries = [d for event in events for d in _deliveries_for(event, now, token, blocked)]
+        deliveries = [d for event in events for d in deliveries_for(event, now, token, blocked)]
         Delivery.objects.bulk_create(deliveries)
         OutboxEvent.objects.filter(id__in=[e.id for e in events]).update(relayed_at=now)
         to_send = [d for d in deliveries if d.status == Status.DISPATCHED]
@@ -154,7 +154,8 @@ def _relayed(types: list[str], to_send: list[Delivery], token: int) -> None:
     metrics.record_events_relayed(types)
 
 
-def _deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> Iterable[Delivery]:
+def deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> Iterable[Delivery]:
+    """An event's deliveries: dispatched under ``token``, or pending for an ordered or held-back handler."""
     if not registry.is_registered(event.type):
         yield Delivery(
             event=event,
@@ -498,8 +499,6 @@ def send(deliveries: list[Delivery], *, token: int) -> None:
     """
     if not deliveries:
         return
-    from config.celery_app import app
-
     from .tasks import run_deliveries
 
     size = settings.OUTBOX["TASK_BATCH_SIZE"]
@@ -508,7 +507,7 @@ def send(deliveries: list[Delivery], *, token: int) -> None:
         alone = bool(delivery.crashes)
         by_handler[(delivery.queue, delivery.handler, alone)].append(delivery.id)
     try:
-        with app.producer_or_acquire() as producer:
+        with run_deliveries.app.producer_or_acquire() as producer:
             for (queue, _handler, alone), ids in by_handler.items():
                 step = 1 if alone else size
                 for start in range(0, len(ids), step):

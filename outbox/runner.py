@@ -9,10 +9,12 @@ also takes other deliveries that have waited a second or more in the same
 queue, up to ``TASK_BATCH_SIZE``, oldest first: under a backlog one task does
 a batch's work, and the messages of those deliveries, when they come up, find
 them done. **Run**: one
-transaction per batch, one savepoint per delivery; each delivery's handler
-effects, its inbox row, its "done" mark and any events it published commit
-together, or (on an exception) none of them do and the delivery is scheduled
-again with exponential backoff and jitter. The rows are locked ``FOR UPDATE
+transaction per batch; each delivery's handler effects, its inbox row, its
+"done" mark and any events it published commit together, or (on an
+exception) none of them do and the delivery is scheduled again with
+exponential backoff and jitter. A batch runs without savepoints first; only
+if something in it fails does it run again with one savepoint per delivery,
+so that a failure never undoes its siblings' work. The rows are locked ``FOR UPDATE
 SKIP LOCKED`` from the run's first statement to its commit, so no other
 runner, and no relay, touches them meanwhile.
 
@@ -97,6 +99,10 @@ class _HandlerFailed(Exception):
     def __init__(self, delivery: Delivery, subscription: Subscription, exc: BaseException, trace: str) -> None:
         super().__init__(str(exc))
         self.delivery, self.subscription, self.exc, self.trace = delivery, subscription, exc, trace
+
+
+class _BatchFailed(Exception):
+    """A handler of a batch run without savepoints raised: the batch rolls back and runs again, isolated."""
 
 
 class _OutOfTime(Exception):
@@ -246,11 +252,25 @@ def _claim_lost(delivery_ids: list[int]) -> list[Delivery]:
 
 
 def _run_started(start: _Start, report: RunReport, deadline: float | None) -> None:
-    """Run the deliveries this runner started (the same attempt again, after a lost connection)."""
-    for outcome in ("done", "failed", "dead", "handed_back"):
-        getattr(report, outcome).clear()
-    report.outcomes.clear()
+    """Run the deliveries this runner started (the same attempt again, after a lost connection).
+
+    A batch runs first in one transaction with no savepoint per delivery (two
+    round trips fewer each). If anything in it fails, nothing of it has
+    committed: it runs again with a savepoint per delivery, so that the
+    failure is its delivery's alone and the others' effects commit.
+    """
+    _clear(report)
     try:
+        if len(start.started) > 1:
+            try:
+                _run_batch(start, report, deadline, isolate=False)
+                return
+            except (_BatchFailed, DatabaseError) as failed:
+                if _connection_lost():
+                    raise ConnectionLost() from failed
+                _reset_if_broken()
+                _clear(report)
+                logger.info("outbox: a batch of %d failed; running it again, each delivery alone", len(start.started))
         _run_batch(start, report, deadline, isolate=len(start.started) > 1)
     except _HandlerFailed as failure:
         out_of_time = isinstance(failure.exc, SoftTimeLimitExceeded)
@@ -265,6 +285,12 @@ def _run_started(start: _Start, report: RunReport, deadline: float | None) -> No
         _give_up_at_the_time_limit(out_of_time, start, report)
 
 
+def _clear(report: RunReport) -> None:
+    for outcome in ("done", "failed", "dead", "handed_back"):
+        getattr(report, outcome).clear()
+    report.outcomes.clear()
+
+
 def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isolate: bool) -> None:
     with transaction.atomic():
         claimed = _claim(start.started, start.started_at)
@@ -277,9 +303,9 @@ def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isol
                 handed_back.append(delivery)
                 continue
             try:
-                outcome = _run_one(delivery, report, isolate=isolate)
+                outcome = _run_one(delivery, report, isolate=isolate, alone=len(claimed) == 1)
             except _OutOfTime as out_of_time:
-                if not _transaction_usable():
+                if not isolate or not _transaction_usable():
                     raise
                 _fail_out_of_time(delivery, out_of_time.trace, report)
                 handed_back += claimed[index + 1 :]
@@ -377,8 +403,14 @@ def _claim(delivery_ids: list[int], started_at: datetime | None, *, wait: bool =
     )
 
 
-def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool) -> Delivery | None:
-    """Run one delivery (in a savepoint if ``isolate``). None when it succeeded, else the updated row."""
+def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool, alone: bool = True) -> Delivery | None:
+    """Run one delivery (in a savepoint if ``isolate``). None when it succeeded, else the updated row.
+
+    Not isolated, a failure undoes the whole batch's transaction: raised as
+    ``_HandlerFailed`` when the delivery is ``alone`` in it (recorded after the
+    rollback), as ``_BatchFailed`` when not (the batch runs again, isolated),
+    and as ``_OutOfTime`` at the soft time limit.
+    """
     if delivery.already_handled:
         delivery.skip_inbox = True
         metrics.record_inbox_duplicate(delivery.handler)
@@ -417,8 +449,13 @@ def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool) -> Deliver
             exc_info=True,
         )
         trace = traceback.format_exc()
-        if not isolate:
+        if not isolate and alone:
             raise _HandlerFailed(delivery, subscription, exc, trace) from exc
+        if not isolate:
+            if isinstance(exc, SoftTimeLimitExceeded):
+                _cancel_running_query()
+                raise _OutOfTime(delivery, trace) from exc
+            raise _BatchFailed() from exc
         if isinstance(exc, SoftTimeLimitExceeded):
             _cancel_running_query()
             raise _OutOfTime(delivery, trace) from exc

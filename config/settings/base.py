@@ -382,7 +382,12 @@ OUTBOX = {
     # cool-down spending no attempts, and one probe delivery tests the way.
     "BREAKER_THRESHOLD": env.int("OUTBOX_BREAKER_THRESHOLD", default=0),
     "BREAKER_COOLDOWN_SECONDS": env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=30.0),
-    # After a commit that published events, enqueue a (coalesced) relay run.
+    # publish creates the event's deliveries in its own transaction and sends
+    # their tasks as it commits, so no relay hop lies between a commit and its
+    # handlers (the relay remains the safety net, and releases ordered and
+    # held-back deliveries). Off: the relay fans every event out.
+    "DISPATCH_ON_COMMIT": env.bool("OUTBOX_DISPATCH_ON_COMMIT", default=True),
+    # After a commit that left work for the relay, enqueue a (coalesced) relay run.
     "KICK_ON_COMMIT": env.bool("OUTBOX_KICK_ON_COMMIT", default=True),
     # How often the dedicated relay process (manage.py outbox_relay) polls
     # when no NOTIFY arrives.

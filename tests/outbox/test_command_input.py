@@ -5,8 +5,10 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from outbox.models import Delivery, InboxEntry, OutboxEvent
@@ -31,7 +33,7 @@ def finished_long_ago() -> OutboxEvent:
 
 
 def unrelayed() -> OutboxEvent:
-    with transaction.atomic():
+    with transaction.atomic(), override_settings(OUTBOX={**settings.OUTBOX, "DISPATCH_ON_COMMIT": False}):
         return publish(Pinged(thing_id=uuid.uuid4()))
 
 

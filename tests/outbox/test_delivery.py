@@ -68,6 +68,7 @@ def test_poison_events_are_dead_lettered_and_the_events_after_them_flow(live_out
     assert all("payload is invalid" in d.last_error and d.attempts == 1 for d in invalid_letters)
 
 
+@pytest.mark.usefixtures("relay_fans_out")  # the test sends the tasks itself
 def test_the_same_delivery_task_sent_twice_runs_the_handler_body_once(live_outbox, redis):
     # given a dispatched delivery to a slow handler, and its task sent twice at once
     delivery = _dispatched_by_hand(Slept(thing_id=uuid.uuid4(), seconds=1.0), "probe.slow", lease_seconds=60)
@@ -81,6 +82,7 @@ def test_the_same_delivery_task_sent_twice_runs_the_handler_body_once(live_outbo
     assert Effect.objects.filter(handler="slow").count() == 1
 
 
+@pytest.mark.usefixtures("relay_fans_out")  # the test sends the tasks itself
 def test_a_copy_of_the_task_sent_while_its_handler_runs_does_not_run_it_again(live_outbox, redis):
     # given a handler that takes 2 s (within the soft limit), started by a worker, which renewed its lease
     delivery = _dispatched_by_hand(Slept(thing_id=uuid.uuid4(), seconds=2.0), "probe.slow", lease_seconds=1)

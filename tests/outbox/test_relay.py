@@ -21,7 +21,7 @@ from tests.outbox.probe.handlers import record_a
 from tests.outbox.probe.models import Effect
 from tests.support.broker import queued_delivery_batches, queued_task_args
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relay_fans_out")]
 
 
 def _publish(*events):

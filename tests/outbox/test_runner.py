@@ -1,9 +1,10 @@
-"""The handler runner, in-process: one transaction per batch, a savepoint per delivery."""
+"""The handler runner, in-process: one transaction per batch, a savepoint per delivery only when one fails."""
 
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from outbox.models import Delivery, InboxEntry, OutboxEvent
 from outbox.publishing import publish
@@ -76,6 +77,35 @@ def test_one_failing_delivery_does_not_undo_the_others_in_its_batch():
     report = run_deliveries([good.id, bad.id])
     assert (report.done, report.failed) == ([good.id], [bad.id])
     assert Effect.objects.filter(handler="a").count() == 1
+
+
+@pytest.mark.parametrize("size", [2, 6])
+def test_a_batch_that_succeeds_runs_without_a_savepoint_per_delivery(size):
+    # given a batch of deliveries whose handlers all succeed
+    deliveries = [_dispatched(Pinged(thing_id=uuid.uuid4()), "probe.record_a") for _ in range(size)]
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        report = run_deliveries([d.id for d in deliveries])
+    # then all are done, and the batch took one savepoint (its own, inside the test's transaction), not one each
+    assert sorted(report.done) == sorted(d.id for d in deliveries)
+    assert len([q for q in queries if q["sql"].startswith("SAVEPOINT")]) == 1
+    assert Effect.objects.filter(handler="a").count() == size
+
+
+def test_a_batch_with_a_failure_runs_again_isolated_so_the_others_commit_once():
+    # given a batch of two good deliveries around one that fails
+    Switch.objects.create(name="broken", on=True)
+    first = _dispatched(Pinged(thing_id=uuid.uuid4()), "probe.record_a")
+    bad = _dispatched(Broke(thing_id=uuid.uuid4()), "probe.breakable")
+    last = _dispatched(Pinged(thing_id=uuid.uuid4()), "probe.record_b")
+    # when
+    report = run_deliveries([first.id, bad.id, last.id])
+    # then the failure is the bad one's alone: one attempt spent, the others done, each effect recorded once
+    assert (sorted(report.done), report.failed) == (sorted([first.id, last.id]), [bad.id])
+    bad.refresh_from_db()
+    assert (bad.status, bad.attempts) == ("pending", 1)
+    assert sorted(Effect.objects.values_list("handler", flat=True)) == ["a", "b"]
+    assert InboxEntry.objects.count() == 2
 
 
 def test_the_last_failed_attempt_makes_the_delivery_dead_with_its_traceback():

@@ -1,8 +1,10 @@
 """A long-running relay: the lowest-latency way to run the outbox.
 
-It fans out at once when PostgreSQL NOTIFYs a new event (a trigger on the
-outbox table sends it at commit); every ``--poll-seconds`` it also sweeps for
-due deliveries: retries, expired leases, ordered events released. Any number may run
+It fans out at once when PostgreSQL NOTIFYs a new unrelayed event (a trigger
+on the outbox table sends it at commit), and sweeps for due deliveries at once
+when ``publish`` NOTIFYs that it created deliveries that wait for the relay
+(an ordered or held-back handler's); every ``--poll-seconds`` it also sweeps:
+retries, expired leases, ordered events released. Any number may run
 at once: they claim work with SKIP LOCKED. Beat's sweep stays the backstop.
 """
 
@@ -20,6 +22,7 @@ from django.db import InterfaceError, OperationalError, connection
 from outbox.relay import relay_pass
 
 CHANNEL = "outbox_event"
+HELD = "held"  # the payload publish sends when it created deliveries that wait for a relay pass
 # A pass that found this many events means load: wait RELAY_COALESCE_SECONDS
 # before the next, so batches fill (measured in bench/outbox_bench.py throughput).
 COALESCE_FROM = 5
@@ -51,10 +54,10 @@ class Command(BaseCommand):
         listens = connection.vendor == "postgresql"
         listener = _listen() if listens else None
         self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listens else 'polling'}, poll every {poll_seconds}s")
-        last_sweep = 0.0
+        last_sweep, woken_for = 0.0, set()
         try:
             while not stop.is_set():
-                sweep = time.monotonic() - last_sweep >= poll_seconds
+                sweep = HELD in woken_for or time.monotonic() - last_sweep >= poll_seconds
                 relayed = _relay_keeping_the_connection(sweep=sweep)
                 if sweep:
                     last_sweep = time.monotonic()
@@ -63,7 +66,7 @@ class Command(BaseCommand):
                     stop.wait(settings.OUTBOX["RELAY_COALESCE_SECONDS"])
                 if listens and listener is None:
                     listener = _listen()
-                listener = _wait(listener, poll_seconds, stop)
+                listener, woken_for = _wait(listener, poll_seconds, stop)
         finally:
             if listener is not None:
                 listener.close()
@@ -106,17 +109,19 @@ def _listen() -> psycopg.Connection | None:
     return conn
 
 
-def _wait(listener: psycopg.Connection | None, seconds: float, stop: threading.Event) -> psycopg.Connection | None:
-    """Return on the first notification, or after ``seconds``; give back the listener still usable."""
+def _wait(
+    listener: psycopg.Connection | None, seconds: float, stop: threading.Event
+) -> tuple[psycopg.Connection | None, set[str]]:
+    """Return on the first notification, or after ``seconds``: the listener still usable, and the payloads."""
     if listener is None:
         stop.wait(seconds)
-        return None
+        return None, set()
     try:
-        for _ in listener.notifies(timeout=seconds, stop_after=1):
-            pass
+        payloads = {n.payload for n in listener.notifies(timeout=seconds, stop_after=1)}
+        payloads |= {n.payload for n in listener.notifies(timeout=0)}  # any that came with it
     except psycopg.OperationalError:
         logger.warning("outbox relay: lost the LISTEN connection", exc_info=True)
         listener.close()
         stop.wait(seconds)
-        return None
-    return listener
+        return None, set()
+    return listener, payloads
