@@ -90,14 +90,14 @@ def _confirmed(order):
 
 
 def test_the_handler_learns_the_last_attempt_from_the_envelope_alone():
-    # given a gateway that is down, and an envelope saying this is attempt 5 of 5 (no delivery row exists)
+    # given a gateway that is down, and an envelope saying this is attempt 5 of 5 (no delivery row says so)
     order = place_order(token="tok_unavailable", confirm=True)
     event = _confirmed(order)
     envelope = dataclasses.replace(envelope_for(event), attempt=5, max_attempts=5)
     # when
     handle(authorise_payment, event, envelope)
     # then it gives up with a business outcome instead of raising
-    assert not Delivery.objects.filter(event__correlation_id=order.correlation_id).exists()
+    assert set(Delivery.objects.filter(event__correlation_id=order.correlation_id).values_list("attempts", flat=True)) == {0}
     assert Payment.objects.get(order_id=order.id).status == "failed"
     assert _payment_events_for(order) == ["payments.PaymentFailed"]
 
