@@ -75,7 +75,8 @@ class Delivery(models.Model):
     UNFINISHED = (Status.PENDING, Status.DISPATCHED)
 
     id = models.BigAutoField(primary_key=True)
-    event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, related_name="deliveries")
+    # Looked up through the unique (event, handler) index; an index of its own would only cost every write.
+    event = models.ForeignKey(OutboxEvent, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     handler = models.CharField(max_length=200)
     queue = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -99,7 +100,7 @@ class Delivery(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 
     class Meta:
@@ -128,6 +129,10 @@ class Delivery(models.Model):
                 fields=["queue", "dispatched_at"],
                 name="outbox_delivery_waiting",
                 condition=Q(status="dispatched", started_at__isnull=True),
+            ),
+            # For deleting a user (SET_NULL); partial, so that the hot path's writes skip it.
+            models.Index(
+                fields=["resolved_by"], name="outbox_delivery_resolved_by", condition=Q(resolved_by__isnull=False)
             ),
             # Dead letters grouped by cause (selectors.dead_letter_groups).
             models.Index(
