@@ -6,8 +6,8 @@ the deployment has (a per-process cache made each process's flag its own:
 after its first kick, a process's commits went unkicked until the flag
 expired, and each hop of a flow waited for beat's sweep).
 
-* A kick sets the flag in one short autocommit statement and sends a relay
-  task only if the statement set it (it was clear, or stale).
+* A kick reads the flag, and if it is clear (or stale) sets it in one short
+  autocommit statement, sending a relay task only if that statement set it.
 * The relay task clears it as it starts, before it claims: a commit after
   that point kicks again, a commit before it is seen by this run. So a burst
   of 1,000 commits queues a handful of runs, not 1,000.
@@ -61,12 +61,19 @@ def clear_kick() -> None:
 
 
 def _set_flag() -> bool:
-    """Set the flag if it is clear or stale, in one statement; True if this call set it.
+    """Set the flag if it is clear or stale; True if this call set it.
 
-    An upsert, so that a missing row (a flushed table) is made rather than read as "set".
+    A flag that is held is only read: no write lock (SQLite's single writer)
+    and no row lock (PostgreSQL), however many commits a second kick. Setting it
+    is an upsert, so a missing row (a flushed table) is made, not read as "held",
+    and of two processes that both read it clear only one sets it.
     """
+    sql = _SQL[_vendor()]
     with connections[DATABASE].cursor() as cursor:
-        cursor.execute(_SQL[_vendor()]["set"])
+        cursor.execute(sql["held"])
+        if cursor.fetchone():
+            return False
+        cursor.execute(sql["set"])
         return cursor.rowcount > 0
 
 
@@ -76,6 +83,7 @@ def _vendor() -> str:
 
 _SQL = {
     "postgresql": {
+        "held": f"SELECT 1 FROM {TABLE} WHERE id = 1 AND queued_at >= now() - interval '{STALE_SECONDS} seconds'",
         "set": (
             f"INSERT INTO {TABLE} AS w (id, queued_at) "
             "SELECT 1, now() FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait "
@@ -90,6 +98,10 @@ _SQL = {
     },
     # Django stores SQLite datetimes as UTC text that sorts as it reads: compare them so.
     "sqlite": {
+        "held": (
+            f"SELECT 1 FROM {TABLE} "
+            f"WHERE id = 1 AND queued_at >= strftime('%Y-%m-%d %H:%M:%f', 'now', '-{STALE_SECONDS} seconds')"
+        ),
         "set": (
             f"INSERT INTO {TABLE} (id, queued_at) VALUES (1, strftime('%Y-%m-%d %H:%M:%f', 'now')) "
             "ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
