@@ -222,3 +222,20 @@ class InboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.handler} handled {self.event_id}"
+
+
+class RelayWakeup(models.Model):
+    """The coalescing flag of relay kicks: one row, set while a kicked relay run is queued.
+
+    In the database, not the cache, so every process sees it whatever cache
+    the deployment has (see outbox/wakeup.py). The row is made by the first kick.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "outbox_relay_wakeup"
+
+    def __str__(self) -> str:
+        return f"relay run queued at {self.queued_at}" if self.queued_at else "no relay run queued"

@@ -27,7 +27,6 @@ delivery ids and the dispatch token; the delivery row is the truth, never the
 broker. Leases and due times are set and compared on the database's clock.
 """
 
-import contextlib
 import logging
 import secrets
 import time
@@ -37,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Now
@@ -48,11 +46,10 @@ from .clock import db_now_plus
 from .events import registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 from .subscriptions import subscriptions
+from .wakeup import kick_relay
 
 logger = logging.getLogger(__name__)
 
-KICK_KEY = "outbox:relay-kick"
-KICK_TTL_SECONDS = 5  # a lost kick is covered by the sweep long before this
 Status = Delivery.Status
 # Celery's defaults for apply_async cost 0.78 ms a message here; without the
 # argument reprs (for monitors, of delivery ids) and the publish retry loop
@@ -519,36 +516,12 @@ def send(deliveries: list[Delivery], *, token: int) -> None:
 
 
 def kick_relay_on_commit(using: str = "default") -> None:
-    """Ask for a relay run once the current transaction commits (once per transaction)."""
+    """Ask for a relay run once the current transaction commits (once per transaction).
+
+    The kick is coalesced across every process by a flag in the database (outbox/wakeup.py).
+    """
     if not settings.OUTBOX["KICK_ON_COMMIT"]:
         return
     if any(func is kick_relay for _, func, _ in connections[using].run_on_commit):
         return
     transaction.on_commit(kick_relay, using=using)
-
-
-def kick_relay() -> None:
-    """Enqueue a relay run unless one is already queued and has not started.
-
-    The flag is cleared by the relay as it starts, before it claims: a commit
-    after that point queues a new run, a commit before it is seen by this one.
-    So a burst of 1,000 commits enqueues a handful of runs, not 1,000.
-    """
-    from .tasks import relay
-
-    try:
-        if cache.add(KICK_KEY, 1, timeout=KICK_TTL_SECONDS):
-            relay.apply_async(queue="outbox", **CHEAP_SEND)
-    except Exception:
-        # The commit has happened; the beat sweep delivers the event anyway.
-        logger.warning("outbox: relay kick failed; the sweep will pick the event up", exc_info=True)
-        with contextlib.suppress(Exception):
-            cache.delete(KICK_KEY)
-
-
-def clear_kick() -> None:
-    """Let the next commit kick again. A cache that is down costs coalescing, never a relay run."""
-    try:
-        cache.delete(KICK_KEY)
-    except Exception:
-        logger.warning("outbox: could not clear the relay kick flag; kicks expire on their own", exc_info=True)

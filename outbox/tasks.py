@@ -9,7 +9,7 @@ from celery.signals import worker_init
 from celery.utils.log import get_task_logger
 from django.db import InterfaceError, OperationalError, connection
 
-from . import checks, runner
+from . import checks, runner, wakeup
 from . import relay as relay_module
 
 logger = get_task_logger(__name__)
@@ -29,8 +29,12 @@ def _dropping_a_broken_connection() -> Iterator[None]:
 
 @shared_task(name="outbox.relay", ignore_result=True)
 def relay() -> None:
-    """One relay pass. Sent by beat every second and by on-commit kicks."""
-    relay_module.clear_kick()
+    """One relay pass. Sent by beat every second and by on-commit kicks.
+
+    It clears the kick flag before it claims anything: a commit after this point
+    kicks again, one before it is seen by this pass (outbox/wakeup.py).
+    """
+    wakeup.clear_kick()
     soft = checks.soft_time_limit(relay, request=relay.request)
     with _dropping_a_broken_connection():
         relay_module.relay_pass(max_seconds=min(5.0, 0.5 * soft) if soft else 5.0)

@@ -33,7 +33,7 @@ VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 # one line naming the variable and what is wrong (manage.py prints it without a
 # traceback), not a traceback from inside django-environ, kombu or a first connection.
 _DATABASE_EXAMPLE = "postgres://user:password@host:5432/name or sqlite:////absolute/path/db.sqlite3"
-_CACHE_EXAMPLE = "redis://host:6379/1 or locmemcache://"
+_CACHE_EXAMPLE = "redis://host:6379/1 or filecache:///absolute/folder"
 _EMAIL_EXAMPLE = "smtp+tls://user:password@host:587 or consolemail://"
 _BROKER_EXAMPLE = "redis://host:6379/0, amqp://user:password@host:5672// or filesystem://"
 
@@ -168,10 +168,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # CACHES
 # ------------------------------------------------------------------------------
-# The outbox coalesces relay kicks through the cache: use Redis wherever more
-# than one process publishes (the embedded default coalesces per process).
+# The sign-in throttle counts in the cache, so every process that serves requests
+# must share it (config/checks.py warns otherwise): Redis across hosts; the
+# embedded default's processes share a folder under VAR_DIR.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#caches
-CACHES = {"default": cache_url("CACHE_URL", default="locmemcache://")}
+CACHES = {"default": cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
 
 # URLS
 # ------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us rather than a CDN
 ]
 LOCAL_APPS = [
+    "config.apps.ProjectConfig",  # the project's own system checks (config/checks.py)
     "outbox",
     "orders",
     "payments",
