@@ -30,6 +30,6 @@ def _on_postgres(sql):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("outbox", "0007_failure_causes_and_circuits")]
+    dependencies = [("outbox", "0008_relay_wakeup")]
 
     operations = [migrations.RunPython(_on_postgres(CREATE), _on_postgres(RESTORE))]
