@@ -22,9 +22,9 @@ Figures, per configuration ``<c>``:
   it shipped, in that transaction; both on this host's clock). p99 is the
   nearest rank, so the worst of fewer than 100 orders. ``<c>_idle_orders``: how
   many: ``BENCH_FLOW_IDLE_ORDERS`` (60) or as many as fit in
-  ``BENCH_FLOW_IDLE_SECONDS`` (10 s), whichever comes first.
+  ``BENCH_FLOW_IDLE_SECONDS`` (8 s), whichever comes first.
 - ``<c>_orders_per_s`` (load phase): ``BENCH_FLOW_CLIENTS`` (8) API clients
-  place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (10 s); orders shipped
+  place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (8 s); orders shipped
   / (last ``shipped_at`` - load start). Baseline ``<c>_orders_per_s``: the same
   clients through the same gunicorn with no worker, beat or relay running (the
   API alone, place+confirm pairs per second); the ratio is end to end / API alone.
@@ -93,8 +93,8 @@ class BenchError(RuntimeError):
 def run(*, smoke: bool) -> dict:
     _setup_django()
     idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 60)
-    idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 10.0)
-    load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 10.0)
+    idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 8.0)
+    load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 8.0)
     loaded = _loaded_configurations()
     figures: dict[str, float] = {}
     baseline: dict[str, float] = {}
@@ -161,7 +161,7 @@ class Deployment:
     def __exit__(self, *exc: object) -> None:
         for process in [*self.consumers, self.web]:
             if process is not None:
-                process.stop()
+                process.kill()  # its whole group; nothing of a bench's processes needs a graceful stop
         if self.database:
             _drop_database(self.database)
         if exc[0] is None:  # on error the logs stay, named in the message
@@ -322,7 +322,7 @@ class Deployment:
 
     def api_alone(self, *, seconds: float) -> dict[str, float]:
         for process in self.consumers:
-            process.stop()
+            process.kill()
         started = time.time()
         confirmed = self._clients(seconds)
         return {f"{self.name}_orders_per_s": round(len(confirmed) / (time.time() - started), 1)}
