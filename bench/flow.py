@@ -29,6 +29,11 @@ Figures, per configuration ``<c>``:
   clients through the same gunicorn with no worker, beat or relay running (the
   API alone, place+confirm pairs per second); the ratio is end to end / API alone.
   ``<c>_load_p50_ms``: confirm -> shipped under that load.
+- ``<c>_consumer_crashes``: deployments of it whose worker, beat or relay died
+  (or logged Celery's "Unrecoverable error") during the run; the configuration
+  is then measured again on a fresh one, once. The embedded default's worker
+  does so now and then: kombu's filesystem transport reads a message file its
+  producer has created but not yet written (celery/kombu#1551).
 
 The load phase runs on ``BENCH_FLOW_LOAD`` configurations: ``pg_redis_relay``
 by default (one run of the four idle phases and one load phase takes about a
@@ -38,6 +43,7 @@ per run), a comma-separated list, ``all`` or ``none``.
 Run alone (for development): ``python -m bench.flow [--smoke]``.
 """
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -90,6 +96,10 @@ class BenchError(RuntimeError):
     pass
 
 
+class ConsumerDied(BenchError):
+    """A worker, beat or relay process died under the bench (or stopped consuming, saying so in its log)."""
+
+
 def run(*, smoke: bool) -> dict:
     _setup_django()
     idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 60)
@@ -99,11 +109,23 @@ def run(*, smoke: bool) -> dict:
     figures: dict[str, float] = {}
     baseline: dict[str, float] = {}
     for configuration in CONFIGURATIONS:
-        with Deployment(configuration) as deployment:
-            figures.update(deployment.idle(orders=idle_orders, seconds=idle_seconds))
-            if configuration.name in loaded:
-                figures.update(deployment.load(seconds=load_seconds))
-                baseline.update(deployment.api_alone(seconds=load_seconds))
+        crashes = 0
+        while True:
+            try:
+                with Deployment(configuration) as deployment:
+                    figures.update(deployment.idle(orders=idle_orders, seconds=idle_seconds))
+                    if configuration.name in loaded:
+                        figures.update(deployment.load(seconds=load_seconds))
+                        baseline.update(deployment.api_alone(seconds=load_seconds))
+                break
+            except ConsumerDied as died:
+                # Counted and said, then measured again on a fresh deployment, once: the crash is a finding
+                # (kombu's filesystem transport, celery/kombu#1551), the figures of the others still wanted.
+                crashes += 1
+                print(f"bench.flow: {died}", file=sys.stderr)
+                if crashes > 1:
+                    raise
+        figures[f"{configuration.name}_consumer_crashes"] = crashes
     ratio = {key: figures[key] / value for key, value in baseline.items() if value}
     return {"figures": figures, "baseline": baseline, "ratio": ratio, "targets": _targets(loaded)}
 
@@ -148,6 +170,7 @@ class Deployment:
         self.port = _free_port()
         self.token = ""
         self.orders: OrderStore | None = None
+        self.checked = 0.0  # when the consumers were last seen alive
 
     def __enter__(self) -> "Deployment":
         try:
@@ -247,6 +270,15 @@ class Deployment:
             return self.api("GET", "/healthz", expect=(200,)) is not None
         return False
 
+    def check_consumers(self, every: float = 0.0) -> None:
+        """Raise :class:`ConsumerDied` if a consumer exited or logged an unrecoverable error (at most ``every`` s)."""
+        if time.monotonic() < self.checked + every:
+            return
+        self.checked = time.monotonic()
+        for process in self.consumers:
+            if not process.alive() or "Unrecoverable error" in process.output():
+                raise ConsumerDied(f"{self.name}: {process.name} died ({process.log}):\n{process.output()[-3000:]}")
+
     def logs(self) -> str:
         processes = [self.web, *self.consumers]
         return "\n".join(f"--- {p.name} ({p.log}) ---\n{p.output()[-2000:]}" for p in processes if p is not None)
@@ -283,7 +315,9 @@ class Deployment:
         deadline = time.monotonic() + timeout
         while (shipped := self.orders.final([order_id]).get(order_id)) is None:
             if time.monotonic() > deadline:
+                self.check_consumers()
                 raise BenchError(f"{self.name}: order {order_id} not shipped after {timeout}s\n{self.logs()}")
+            self.check_consumers(every=1.0)
             time.sleep(0.005)
         if shipped == "cancelled":
             raise BenchError(f"{self.name}: order {order_id} was cancelled\n{self.logs()}")
@@ -307,6 +341,7 @@ class Deployment:
         confirmed = self._clients(seconds)
         deadline = time.monotonic() + drain_timeout
         while len(final := self.orders.final(list(confirmed))) < len(confirmed) and time.monotonic() < deadline:
+            self.check_consumers(every=1.0)
             time.sleep(0.1)
         shipped = {order_id: at for order_id, at in final.items() if at != "cancelled"}
         if not shipped:
@@ -395,7 +430,7 @@ def _sqlite_time(text: str | None) -> float | None:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() if text else None
 
 
-# Databases, migrated and seeded once per process ----------------------------------------------------
+# Databases, migrated and seeded once per process (and dropped as it exits) ----------------------------
 
 _templates: dict[str, object] = {}
 
@@ -410,12 +445,14 @@ def _postgres_template(env: dict[str, str]) -> str:
         _manage(env | {"DATABASE_URL": _database_url(name)}, "migrate", "--noinput")
         _manage(env | {"DATABASE_URL": _database_url(name)}, "seed_demo")
         _templates["postgres"] = name
+        atexit.register(_drop_database, name)
     return _templates["postgres"]
 
 
 def _sqlite_template(env: dict[str, str]) -> Path:
     if "sqlite" not in _templates:
         var = Path(tempfile.mkdtemp(prefix="bench-flow-sqlite-"))
+        atexit.register(shutil.rmtree, var, ignore_errors=True)
         env = env | {"VAR_DIR": str(var)}
         _manage(env, "migrate", "--noinput")
         _manage(env, "migrate", "--database", "sandbox", "--noinput")
