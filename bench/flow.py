@@ -217,7 +217,11 @@ class Deployment:
                 process.kill()  # its whole group; nothing of a bench's processes needs a graceful stop
         if self.database:
             _drop_database(self.database)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        for _ in range(50):  # a killed group's last members may still be writing in it for a moment
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            if not self.scratch.exists():
+                break
+            time.sleep(0.1)
         if exc[0] is None:  # on error the logs stay, named in the message
             for process in [*self.consumers, self.web]:
                 if process is not None:
