@@ -36,10 +36,11 @@ Figures, per configuration ``<c>``:
   transport reads a message file its producer has created but not yet
   written, and the worker stops (celery/kombu#1551).
 
-The load phase runs on ``BENCH_FLOW_LOAD`` configurations: ``pg_redis_relay``
-by default (one run of the four idle phases and one load phase takes about a
-minute on this 2-core machine; ``all`` adds three load phases, about 75 s more
-per run), a comma-separated list, ``all`` or ``none``.
+The web is gunicorn on every configuration, the embedded one too (``make run``
+has runserver). The load phase runs on ``BENCH_FLOW_LOAD`` configurations:
+``pg_redis_relay`` by default, a comma-separated list, ``all`` or ``none``. One
+run of the four idle phases and that load phase takes 70-90 s on this 2-core
+machine (3 runs: about 4 minutes); ``all`` adds about 20 s per configuration.
 
 Run alone (for development): ``python -m bench.flow [--smoke]``.
 """
