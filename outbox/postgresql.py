@@ -11,11 +11,28 @@ import json
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, connections
 
 from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
+
+def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> list[tuple]:
+    """Run one statement as a server-side prepared statement, and return its rows.
+
+    Django's psycopg cursors bind parameters client-side, so PostgreSQL
+    parses and plans every statement anew: 0.2 to 0.4 ms each for the CTEs of
+    the hot path, more than running them. Prepared once per connection, they
+    are planned once. (Behind PgBouncer in transaction mode this needs
+    PgBouncer 1.21+ with ``max_prepared_statements`` set.)
+    """
+    connection = connections[using]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description else []
+
 
 INSERT_EVENT_SQL = """
 INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
@@ -114,9 +131,7 @@ def insert_event_with_deliveries(
         "lease": settings.OUTBOX["LEASE_SECONDS"],
         "token": token,
     }
-    with connections[using].cursor() as cursor:
-        cursor.execute(PUBLISH_SQL, params)
-        rows = cursor.fetchall()
+    rows = prepared(PUBLISH_SQL, params, using=using)
     row.id = next(r[1] for r in rows if r[0] == "event")
     row._state.adding, row._state.db = False, using
     dispatched = [Delivery(id=r[1], handler=r[2], queue=r[3]) for r in rows if r[0] == "dispatched"]
@@ -215,7 +230,6 @@ def prefer_index_scans() -> None:
 # second of the start can lose it, and then the batch's work was lost too: its
 # deliveries look unstarted again, and no attempt is counted for a run that
 # left nothing behind. That saves an fsync per batch.
-ASYNC_COMMIT = "SET LOCAL synchronous_commit = off;"
 
 START_SQL = """
 WITH own AS (
@@ -248,12 +262,13 @@ WITH own AS (
     UPDATE outbox_delivery d
     SET attempts = d.attempts + 1, started_at = now(), due_at = now() + %(lease)s * interval '1 second'
     FROM batch b WHERE d.id = b.id AND b.started_at IS NULL
-    RETURNING d.id, d.started_at
+    -- the commit of this statement's implicit transaction does not wait for the disk (see above)
+    RETURNING d.id, d.started_at, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 )
-SELECT b.id, s.started_at, b.started_at < now() - %(grace)s * interval '1 second', false
+SELECT b.id, s.started_at, b.started_at < now() - %(grace)s * interval '1 second', false, s.async_commit
 FROM batch b LEFT JOIN started s ON s.id = b.id
 UNION ALL
-SELECT id, NULL, false, true FROM parked
+SELECT id, NULL, false, true, NULL FROM parked
 """
 
 
@@ -273,10 +288,7 @@ def start(
     whether that start is older than ``grace``.
     """
     params = {"ids": delivery_ids, "token": token, "lease": lease, "grace": grace, "take": take, "backlog": backlog}
-    with connection.cursor() as cursor:
-        cursor.execute(ASYNC_COMMIT + START_SQL, params)  # one implicit transaction: the SET is its own
-        cursor.nextset()  # past the SET
-        return cursor.fetchall()
+    return prepared(START_SQL, params)
 
 
 CLAIM_SQL = """
@@ -301,10 +313,12 @@ def claim(delivery_ids: list[int], *, started_at: datetime, wait: bool = False) 
     Rows another transaction holds are skipped, or with ``wait`` waited for
     (up to 3 s, then ``OperationalError``).
     """
+    params = {"ids": delivery_ids, "started_at": started_at}
+    if not wait:
+        return [_delivery(row) for row in prepared(CLAIM_SQL, params)]
     with connection.cursor() as cursor:
-        cursor.execute(WAITING_CLAIM_SQL if wait else CLAIM_SQL, {"ids": delivery_ids, "started_at": started_at})
-        if wait:
-            cursor.nextset()  # past the SET
+        cursor.execute(WAITING_CLAIM_SQL, params)
+        cursor.nextset()  # past the SET
         return [_delivery(row) for row in cursor.fetchall()]
 
 
@@ -352,12 +366,9 @@ SELECT handler, event_id, now() FROM unnest(%(handlers)s::text[], %(event_ids)s:
 
 def finish(*, delivery_ids: list[int], inbox: list[tuple[str, Any]]) -> None:
     """Mark the deliveries done and write their inbox rows, in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            FINISH_SQL,
-            {
-                "ids": delivery_ids,
-                "handlers": [handler for handler, _ in inbox],
-                "event_ids": [event_id for _, event_id in inbox],
-            },
-        )
+    params = {
+        "ids": delivery_ids,
+        "handlers": [handler for handler, _ in inbox],
+        "event_ids": [event_id for _, event_id in inbox],
+    }
+    prepared(FINISH_SQL, params)
