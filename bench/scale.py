@@ -1,0 +1,128 @@
+"""scale: the outbox's drain and latency with 1,000,000 finished events in its tables, against empty tables.
+
+The history (events relayed, deliveries done, inbox rows, as a month of
+production leaves them) lives in a database of its own, ``<bench database>_h<rows>``,
+filled by SQL once per process (20,000 rows with ``--smoke``); the empty
+figures come from the bench database, measured in the same run. On each: 20,000
+events drained as ``drain`` does (worker and relay started once the backlog is
+in), then ``latency``'s light load (500 events, outbox only), the same
+processes still running (both noting their commits in Redis, as ``latency``
+needs, during the drain too). "baseline" holds the empty tables' figures: a ratio
+is full / empty, so drain wants >= 0.9 and latency <= 1.11 (as fast within 10 %).
+"""
+
+import time
+
+from django.db import connection
+
+from bench import drain, harness, latency, work
+
+HISTORY_ROWS, SMOKE_HISTORY_ROWS = 1_000_000, 20_000
+DRAIN_EVENTS, SMOKE_DRAIN_EVENTS = 20_000, 1_000
+LATENCY_EVENTS, SMOKE_LATENCY_EVENTS = 500, 30
+HISTORY = "bench.History"
+TARGETS = {
+    "deliveries_per_s": ">= 0.9x empty tables",
+    "p50_ms": "<= 1.11x empty tables (within 10 % of their speed)",
+    "p99_ms": "<= 1.11x empty tables (within 10 % of their speed)",
+}
+
+_filled: set[str] = set()
+
+
+def run(*, smoke: bool) -> dict:
+    rows = SMOKE_HISTORY_ROWS if smoke else HISTORY_ROWS
+    counts = (SMOKE_DRAIN_EVENTS, SMOKE_LATENCY_EVENTS) if smoke else (DRAIN_EVENTS, LATENCY_EVENTS)
+    full_db = f"{connection.settings_dict['NAME']}_h{rows}"
+    harness.ensure_database(full_db)
+    with harness.use_database(full_db):
+        if full_db not in _filled:
+            fill_history(rows)
+            _filled.add(full_db)
+    harness.reset()
+    empty = measure(*counts, clean=harness.reset)
+    with harness.use_database(full_db):
+        full = measure(*counts, clean=clean_history_db)
+        full["history_rows"] = history_rows()
+    empty["history_rows"] = 0
+    keys = ("deliveries_per_s", "p50_ms", "p99_ms")
+    return {
+        "figures": full,
+        "baseline": empty,
+        "ratio": harness.ratios({k: full[k] for k in keys}, {k: empty[k] for k in keys}),
+        "targets": TARGETS,
+    }
+
+
+def measure(drain_events: int, latency_events: int, *, clean) -> dict[str, float]:
+    clean()
+    with harness.Consumers(parked=True, note_done=True) as consumers:
+        drain.backlog(work.publish_priced, drain_events)
+        began = time.monotonic()
+        consumers.consume()
+        consumers.start_relay()
+        figures = drain.finish(drain_events, began)
+        del figures["startup_s"]
+        harness.redis_client(harness.BROKER_URL).delete(harness.DONE_LIST)  # the drain's notes
+        (millis,) = latency.measure(latency_events, sides=(work.publish_priced,))
+    clean()
+    return {**figures, **harness.latency_figures(millis)}
+
+
+def fill_history(rows: int) -> None:
+    """``rows`` relayed events, each with a done delivery and its inbox row, written by SQL for speed."""
+    harness.reset()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
+                                      correlation_id, traceparent, payload, relayed_at)
+            SELECT gen_random_uuid(), 'probe.Priced', 2, now(), %s, g::text, gen_random_uuid(), '',
+                   '{"thing_id": "00000000-0000-0000-0000-000000000000",
+                     "price": {"amount": "9.99", "currency": "EUR"}}'::jsonb, now()
+            FROM generate_series(1, %s) g
+            """,
+            [HISTORY, rows],
+        )
+        cursor.execute(
+            """
+            INSERT INTO outbox_delivery (event_id, handler, queue, status, attempts, due_at, last_error,
+                                         traceback, created_at, dispatched_at, started_at, finished_at,
+                                         redispatches, crashes, error_type, error_pattern)
+            SELECT id, 'probe.record_price', 'probe', 'done', 1, now(), '', '', now(), now(), now(), now(),
+                   0, 0, '', ''
+            FROM outbox_event WHERE aggregate_type = %s
+            """,
+            [HISTORY],
+        )
+        cursor.execute(
+            """
+            INSERT INTO outbox_inbox (handler, event_id, handled_at)
+            SELECT 'probe.record_price', event_id, now() FROM outbox_event WHERE aggregate_type = %s
+            """,
+            [HISTORY],
+        )
+        cursor.execute("ANALYZE outbox_event, outbox_delivery, outbox_inbox")
+
+
+def clean_history_db() -> None:
+    """Everything but the history: the last measurement's events, deliveries, inbox rows and effects."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM outbox_inbox WHERE event_id IN (SELECT event_id FROM outbox_event WHERE aggregate_type <> %s)",
+            [HISTORY],
+        )
+        cursor.execute(
+            "DELETE FROM outbox_delivery WHERE event_id IN (SELECT id FROM outbox_event WHERE aggregate_type <> %s)",
+            [HISTORY],
+        )
+        cursor.execute("DELETE FROM outbox_event WHERE aggregate_type <> %s", [HISTORY])
+        others = [t for t in harness.bench_tables() if t not in ("outbox_event", "outbox_delivery", "outbox_inbox")]
+        cursor.execute(f"TRUNCATE {', '.join(others)} RESTART IDENTITY")
+    harness.purge_redis()
+
+
+def history_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM outbox_event WHERE aggregate_type = %s", [HISTORY])
+        return cursor.fetchone()[0]
