@@ -68,7 +68,11 @@ def measure(name: str, *, runs: int, smoke: bool) -> dict:
     began = time.monotonic()
     try:
         module = importlib.import_module(f"bench.{name}")
-        results = [module.run(smoke=smoke) for _ in range(runs)]
+        results = []
+        for number in range(1, runs + 1):
+            started = time.monotonic()
+            results.append(module.run(smoke=smoke))
+            print(f"bench {name}: run {number}/{runs} took {time.monotonic() - started:.1f}s", file=sys.stderr)
     except Exception as exc:
         traceback.print_exc()
         return {"bench": name, "error": f"{type(exc).__name__}: {exc}"}

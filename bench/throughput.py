@@ -15,7 +15,7 @@ import time
 
 from bench import harness, work
 
-WARMUP_S, WINDOW_S = 2.0, 6.0
+WARMUP_S, WINDOW_S = 1.5, 5.0
 SMOKE_WARMUP_S, SMOKE_WINDOW_S = 0.5, 1.5
 PER_TRANSACTION = 10
 PRODUCERS = 2
@@ -44,15 +44,23 @@ def measure(consumers: harness.Consumers, side, relay: bool, warmup: float, wind
     consumers.consume()
     if relay:
         consumers.start_relay()
+    try:
+        return load(side, warmup, window)
+    finally:
+        consumers.stop_relay()
+        consumers.park()
+
+
+def load(side, warmup: float, window: float) -> dict[str, float]:
+    """Producers commit ``side``'s events as fast as they can; what is done and committed in the window."""
     stop = threading.Event()
     committed = [0] * PRODUCERS
+    failed: list[BaseException] = []
 
     def produce(index: int) -> None:
         while not stop.is_set():
             work.in_transactions(side, PER_TRANSACTION, PER_TRANSACTION)
             committed[index] += PER_TRANSACTION
-
-    failed: list[BaseException] = []
 
     def producing() -> None:
         try:
@@ -75,8 +83,6 @@ def measure(consumers: harness.Consumers, side, relay: bool, warmup: float, wind
     finally:
         stop.set()
         producers.join()
-        consumers.stop_relay()
-        consumers.park()
     if failed:
         raise failed[0]
     return {"deliveries_per_s": done / elapsed, "events_committed_per_s": events / elapsed}
