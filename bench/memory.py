@@ -1,6 +1,6 @@
 """memory: the relay's and the worker's resident memory over a long drain, start against end.
 
-30,000 ``Priced`` events are published while no consumer runs; then a worker
+20,000 ``Priced`` events are published while no consumer runs; then a worker
 (two pool processes) and the relay process drain them. RSS is the summed
 VmRSS of each process group (the worker's main process and its pool children)
 read from /proc: at boot, at "start" (once the first 10 % are done, so that
@@ -13,7 +13,7 @@ import time
 
 from bench import drain, harness, work
 
-EVENTS, SMOKE_EVENTS = 30_000, 2_000
+EVENTS, SMOKE_EVENTS = 20_000, 2_000
 WARM_SHARE = 0.10
 TARGETS = {"relay_growth": "<= 1.2", "worker_growth": "<= 1.2"}
 

@@ -13,6 +13,7 @@ needs, during the drain too). Which goes first alternates run by run.
 rates want >= 0.9 and the latencies <= 1.11 (as fast within 10 %).
 """
 
+import sys
 import time
 
 from django.db import connection
@@ -46,7 +47,9 @@ def run(*, smoke: bool) -> dict:
     harness.ensure_database(full_db)
     with harness.use_database(full_db):
         if full_db not in _filled:
+            began = time.monotonic()
             fill_history(rows)
+            print(f"bench scale: {rows:,} finished rows written in {time.monotonic() - began:.1f}s", file=sys.stderr)
             _filled.add(full_db)
             _ends.pop(full_db, None)
     global _runs
