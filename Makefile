@@ -38,6 +38,10 @@ run: $(VENV)/.requirements
 test: $(VENV)/.requirements-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## bench: the benchmark suite against its plain-Celery floor, medians of 3 runs (docs/benchmarks.md)
+bench: $(VENV)/.requirements-dev
+	$(BIN)/python -m bench all $(BENCH_ARGS)
+
 lint: $(VENV)/.requirements-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

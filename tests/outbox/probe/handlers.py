@@ -17,8 +17,9 @@ from outbox import Permanent, RetryLater
 from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
+from .effects import record_effect
 from .events import Broke, Called, Crashed, Flaked, Hopped, Jammed, Judged, Pinged, Priced, Slept, Stepped
-from .models import Effect, Switch
+from .models import Switch
 
 
 def side_channel() -> redis.Redis:
@@ -26,7 +27,7 @@ def side_channel() -> redis.Redis:
 
 
 def _record(handler: str, event, envelope: Envelope, **fields) -> None:
-    Effect.objects.create(handler=handler, event_id=envelope.event_id, aggregate_id=str(event.thing_id), **fields)
+    record_effect(handler, envelope.event_id, str(event.thing_id), **fields)
 
 
 def record_a(event: Pinged, envelope: Envelope) -> None:
