@@ -18,6 +18,7 @@ from django.db import connection, connections
 from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
+
 def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> list[tuple]:
     """Run one statement as a server-side prepared statement, and return its rows.
 
