@@ -162,3 +162,14 @@ def live_outbox(outbox_processes, django_db_blocker) -> OutboxProcesses:
 def no_live_outbox(outbox_processes) -> None:
     """The standard processes stopped: the test runs its own."""
     outbox_processes.ensure_stopped()
+
+
+@pytest.fixture
+def relay_fans_out(settings):
+    """``publish`` leaves each event for the relay to fan out (``OUTBOX_DISPATCH_ON_COMMIT=false``).
+
+    For tests of the relay's own fan-out, the path every event took before
+    publish created deliveries itself, and the safety net for events that
+    did not get them.
+    """
+    settings.OUTBOX = {**settings.OUTBOX, "DISPATCH_ON_COMMIT": False}

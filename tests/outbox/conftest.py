@@ -118,14 +118,3 @@ def downstream():
     side_channel().set(DOWNSTREAM_URL_KEY, service.url)
     yield service
     service.stop()
-
-
-@pytest.fixture
-def relay_fans_out(settings):
-    """``publish`` leaves each event for the relay to fan out (``OUTBOX_DISPATCH_ON_COMMIT=false``).
-
-    For tests of the relay's own fan-out, the path every event took before
-    publish created deliveries itself, and the safety net for events that
-    did not get them.
-    """
-    settings.OUTBOX = {**settings.OUTBOX, "DISPATCH_ON_COMMIT": False}
