@@ -18,7 +18,12 @@ class OutboxConfig(AppConfig):
         A subscription to an event type no class registers fails here, at
         start-up, rather than as a silent non-delivery in production.
         """
+        from django.db.backends.signals import connection_created
+
         from . import checks  # noqa: F401  (registers the outbox's system check)
+        from .postgresql import plan_once
+
+        connection_created.connect(plan_once, dispatch_uid="outbox.plan_once")
         from .subscriptions import subscriptions
 
         for config in apps.get_app_configs():

@@ -19,6 +19,29 @@ from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
 
+# The start and the claim look their batch up by primary key. Their status test
+# is wrapped so that the planner cannot serve it from the partial due index:
+# with statistics from when the table was small it would (its estimate is a
+# few rows), and a bitmap scan of that index re-reads every dead entry a busy
+# queue leaves in it until VACUUM (0.3 ms and growing, measured).
+BY_ID_ONLY = "CASE WHEN {} THEN true END"
+
+ONLY_WHEN_ASKED = 2**31  # psycopg prepares a statement after this many runs, or at once with prepare=True
+
+
+def plan_once(sender, connection, **kwargs) -> None:
+    """On a new PostgreSQL connection: plan the outbox's prepared statements once, not at every run.
+
+    PostgreSQL keeps re-planning a prepared statement whose generic plan it
+    estimates dearer than a custom one (the claim's, for one: 0.3 ms a run).
+    The setting touches only prepared statements, and Django prepares none
+    of its own (it turns psycopg's preparing off).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+
+
 def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> list[tuple]:
     """Run one statement as a server-side prepared statement, and return its rows.
 
@@ -30,7 +53,10 @@ def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> lis
     """
     connection = connections[using]
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django turns preparing off; this lets only explicit requests through
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description else []
 
@@ -232,10 +258,11 @@ def prefer_index_scans() -> None:
 # deliveries look unstarted again, and no attempt is counted for a run that
 # left nothing behind. That saves an fsync per batch.
 
-START_SQL = """
+START_SQL = f"""
 WITH own AS (
     SELECT id, handler, queue, started_at, crashes FROM outbox_delivery
-    WHERE id = ANY(%(ids)s) AND status = 'dispatched' AND (%(token)s::bigint IS NULL OR dispatch_token = %(token)s)
+    WHERE id = ANY(%(ids)s::bigint[]) AND {BY_ID_ONLY.format("status = 'dispatched'")}
+      AND (%(token)s::bigint IS NULL OR dispatch_token = %(token)s)
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 ), parked AS (
@@ -292,14 +319,16 @@ def start(
     return prepared(START_SQL, params)
 
 
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 SELECT d.id, d.handler, d.queue, d.status, d.attempts, d.ordering_key,
        e.id, e.event_id, e.type, e.version, e.occurred_at, e.aggregate_type, e.aggregate_id,
        e.correlation_id, e.causation_id, e.traceparent, e.payload::text,
        EXISTS (SELECT 1 FROM outbox_inbox i WHERE i.handler = d.handler AND i.event_id = e.event_id),
        d.due_at, d.finished_at, d.started_at, d.crashes
-FROM outbox_delivery d JOIN outbox_event e ON e.id = d.event_id
-WHERE d.id = ANY(%(ids)s) AND d.status = 'dispatched' AND d.started_at = %(started_at)s
+FROM unnest(%(ids)s::bigint[]) AS batch(id)
+JOIN outbox_delivery d ON d.id = batch.id
+JOIN outbox_event e ON e.id = d.event_id
+WHERE {BY_ID_ONLY.format("d.status = 'dispatched'")} AND d.started_at = %(started_at)s
 ORDER BY d.id
 FOR UPDATE OF d SKIP LOCKED
 """
