@@ -334,16 +334,55 @@ FOR UPDATE OF d SKIP LOCKED
 """
 
 
+# The run's claim also marks the batch done and writes its inbox rows, in the
+# same statement: they commit with the handlers' effects or not at all, like
+# a finish after the handlers would, one round trip fewer. A delivery that then
+# fails, or goes back, is set back by the runner before the commit (its status
+# by the failure's own update, its inbox row dropped: runner._unfinish).
+CLAIM_AND_FINISH_SQL = f"""
+WITH claimed AS (
+    SELECT d.id FROM unnest(%(ids)s::bigint[]) AS batch(id) JOIN outbox_delivery d ON d.id = batch.id
+    WHERE {BY_ID_ONLY.format("d.status = 'dispatched'")} AND d.started_at = %(started_at)s
+    ORDER BY d.id
+    FOR UPDATE OF d SKIP LOCKED
+), done AS (
+    UPDATE outbox_delivery d SET status = 'done', finished_at = now() FROM claimed c WHERE d.id = c.id
+    RETURNING d.id, d.handler, d.queue, d.attempts, d.ordering_key, d.event_id, d.due_at, d.started_at, d.crashes
+), inbox AS (
+    INSERT INTO outbox_inbox (handler, event_id, handled_at)
+    SELECT d.handler, e.event_id, now() FROM done d JOIN outbox_event e ON e.id = d.event_id
+    WHERE d.handler <> '{UNKNOWN_TYPE_HANDLER}'
+    ON CONFLICT DO NOTHING
+    RETURNING handler, event_id
+)
+SELECT d.id, d.handler, d.queue, 'dispatched', d.attempts, d.ordering_key,
+       e.id, e.event_id, e.type, e.version, e.occurred_at, e.aggregate_type, e.aggregate_id,
+       e.correlation_id, e.causation_id, e.traceparent, e.payload::text,
+       d.handler <> '{UNKNOWN_TYPE_HANDLER}' AND i.handler IS NULL,
+       d.due_at, NULL::timestamptz, d.started_at, d.crashes,
+       i.handler IS NOT NULL
+FROM done d JOIN outbox_event e ON e.id = d.event_id
+LEFT JOIN inbox i ON i.handler = d.handler AND i.event_id = e.event_id
+ORDER BY d.id
+"""
+
+
 WAITING_CLAIM_SQL = "SET LOCAL lock_timeout = '3s';" + CLAIM_SQL.replace("SKIP LOCKED", "")
 
 
-def claim(delivery_ids: list[int], *, started_at: datetime, wait: bool = False) -> list[Delivery]:
+def claim(
+    delivery_ids: list[int], *, started_at: datetime, wait: bool = False, finish: bool = False
+) -> list[Delivery]:
     """Lock the deliveries this runner started at ``started_at``, with their events.
 
     Rows another transaction holds are skipped, or with ``wait`` waited for
-    (up to 3 s, then ``OperationalError``).
+    (up to 3 s, then ``OperationalError``). With ``finish``, also mark them
+    done and write their inbox rows (see CLAIM_AND_FINISH_SQL): each comes
+    back with ``finished_in_advance`` and ``inbox_in_advance`` set.
     """
     params = {"ids": delivery_ids, "started_at": started_at}
+    if finish:
+        return [_delivery(row) for row in prepared(CLAIM_AND_FINISH_SQL, params)]
     if not wait:
         return [_delivery(row) for row in prepared(CLAIM_SQL, params)]
     with connection.cursor() as cursor:
@@ -380,6 +419,8 @@ def _delivery(row: tuple) -> Delivery:
         crashes=row[21],
     )
     delivery.already_handled = row[17]
+    delivery.finished_in_advance = len(row) > 22
+    delivery.inbox_in_advance = len(row) > 22 and row[22]
     for instance in (event, delivery):
         instance._state.adding, instance._state.db = False, "default"
     return delivery
@@ -392,6 +433,15 @@ WITH done AS (
 INSERT INTO outbox_inbox (handler, event_id, handled_at)
 SELECT handler, event_id, now() FROM unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS i(handler, event_id)
 """
+
+
+def drop_inbox(inbox: list[tuple[str, Any]]) -> None:
+    """Delete the inbox rows a claim wrote in advance for deliveries that did not succeed after all."""
+    prepared(
+        "DELETE FROM outbox_inbox i USING unnest(%(handlers)s::text[], %(event_ids)s::uuid[]) AS x(handler, event_id) "
+        "WHERE i.handler = x.handler AND i.event_id = x.event_id",
+        {"handlers": [handler for handler, _ in inbox], "event_ids": [event_id for _, event_id in inbox]},
+    )
 
 
 def finish(*, delivery_ids: list[int], inbox: list[tuple[str, Any]]) -> None:

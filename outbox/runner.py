@@ -293,7 +293,7 @@ def _clear(report: RunReport) -> None:
 
 def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isolate: bool) -> None:
     with transaction.atomic():
-        claimed = _claim(start.started, start.started_at)
+        claimed = _claim(start.started, start.started_at, finish=True)
         handled, handed_back, tripped = [], [], set()
         for index, delivery in enumerate(claimed):
             if deadline is not None and time.monotonic() >= deadline:
@@ -319,6 +319,7 @@ def _run_batch(start: _Start, report: RunReport, deadline: float | None, *, isol
                     tripped.add(delivery.handler)
         _finish(handled)
         _hand_back(handed_back)
+        _unfinish([d for d in claimed if d not in handled])
         report.handed_back = [d.id for d in handed_back]
         if handed_back or any(d.ordering_key for d in claimed):
             kick_relay_on_commit()  # send the handed-back on, release an ordered key's next event
@@ -389,10 +390,16 @@ def _record_failure(failure: _HandlerFailed, started_at: datetime | None, report
             kick_relay_on_commit()
 
 
-def _claim(delivery_ids: list[int], started_at: datetime | None, *, wait: bool = False) -> list[Delivery]:
-    """Lock the deliveries this runner started, that no other runner holds (or wait a moment), with their events."""
+def _claim(
+    delivery_ids: list[int], started_at: datetime | None, *, wait: bool = False, finish: bool = False
+) -> list[Delivery]:
+    """Lock the deliveries this runner started, that no other runner holds (or wait a moment), with their events.
+
+    ``finish``: on PostgreSQL, mark them done and write their inbox rows in the same statement, to be set back
+    for those that do not succeed (:func:`_unfinish`); elsewhere :func:`_finish` does it after the handlers.
+    """
     if connection.vendor == "postgresql":
-        return postgresql.claim(delivery_ids, started_at=started_at, wait=wait)
+        return postgresql.claim(delivery_ids, started_at=started_at, wait=wait, finish=finish)
     already_handled = InboxEntry.objects.filter(handler=OuterRef("handler"), event_id=OuterRef("event__event_id"))
     return list(
         Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at=started_at)
@@ -473,11 +480,14 @@ def _describe(exc: BaseException) -> str:
 
 
 def _finish(handled: list[Delivery]) -> None:
-    """Write the inbox rows and mark the deliveries done (one statement on PostgreSQL)."""
+    """Write the inbox rows and mark the deliveries done (one statement on PostgreSQL), unless the claim did."""
+    if not handled:
+        return
+    transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
+    handled = [d for d in handled if not getattr(d, "finished_in_advance", False)]
     if not handled:
         return
     inbox = [d for d in handled if not d.skip_inbox]
-    transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
     if connection.vendor == "postgresql":
         postgresql.finish(delivery_ids=[d.id for d in handled], inbox=[(d.handler, d.event.event_id) for d in inbox])
         return
@@ -489,8 +499,15 @@ def _hand_back(deliveries: list[Delivery]) -> None:
     """Give back deliveries this runner started but never ran: their attempt is not spent."""
     if deliveries:
         Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(
-            status=Status.PENDING, attempts=F("attempts") - 1, started_at=None, due_at=Now()
+            status=Status.PENDING, attempts=F("attempts") - 1, started_at=None, due_at=Now(), finished_at=None
         )
+
+
+def _unfinish(deliveries: list[Delivery]) -> None:
+    """Drop the inbox rows the claim wrote for deliveries that failed or went back (their status is set already)."""
+    written = [(d.handler, d.event.event_id) for d in deliveries if getattr(d, "inbox_in_advance", False)]
+    if written:
+        postgresql.drop_inbox(written)
 
 
 def _handler_failed(

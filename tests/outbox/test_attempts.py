@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox.models import Delivery
+from outbox.models import Delivery, InboxEntry
 from outbox.publishing import publish
 from outbox.relay import dispatch_due, fan_out
 from outbox.runner import START_GRACE_SECONDS, run_deliveries
@@ -155,6 +155,9 @@ def test_a_batch_past_its_deadline_hands_back_what_it_did_not_start_unspent(subs
     assert (report.done, sorted(report.handed_back)) == ([first.id], sorted(d.id for d in rest))
     assert (rows[first.id].status, rows[first.id].attempts) == ("done", 1)
     assert {(rows[d.id].status, rows[d.id].attempts, rows[d.id].started_at) for d in rest} == {("pending", 0, None)}
+    assert {rows[d.id].finished_at for d in rest} == {None}
+    # and only the first has its inbox row (the others were never handled)
+    assert list(InboxEntry.objects.filter(handler=name).values_list("event_id", flat=True)) == [first.event.event_id]
 
 
 def test_a_handler_interrupted_by_the_soft_time_limit_fails_and_the_rest_of_its_batch_goes_back_unspent(subscribe):
