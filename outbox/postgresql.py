@@ -18,7 +18,6 @@ from django.db import connection, connections
 from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
-
 # The start and the claim look their batch up by primary key. Their status test
 # is wrapped so that the planner cannot serve it from the partial due index:
 # with statistics from when the table was small it would (its estimate is a
@@ -370,9 +369,7 @@ ORDER BY d.id
 WAITING_CLAIM_SQL = "SET LOCAL lock_timeout = '3s';" + CLAIM_SQL.replace("SKIP LOCKED", "")
 
 
-def claim(
-    delivery_ids: list[int], *, started_at: datetime, wait: bool = False, finish: bool = False
-) -> list[Delivery]:
+def claim(delivery_ids: list[int], *, started_at: datetime, wait: bool = False, finish: bool = False) -> list[Delivery]:
     """Lock the deliveries this runner started at ``started_at``, with their events.
 
     Rows another transaction holds are skipped, or with ``wait`` waited for
