@@ -483,7 +483,8 @@ def _finish(handled: list[Delivery]) -> None:
     """Write the inbox rows and mark the deliveries done (one statement on PostgreSQL), unless the claim did."""
     if not handled:
         return
-    transaction.on_commit(lambda: metrics.record_deliveries_done([d.handler for d in handled]))
+    handlers = [d.handler for d in handled]
+    transaction.on_commit(lambda: metrics.record_deliveries_done(handlers))
     handled = [d for d in handled if not getattr(d, "finished_in_advance", False)]
     if not handled:
         return
