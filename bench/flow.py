@@ -106,7 +106,9 @@ class ConsumerDied(BenchError):
 
 
 def run(*, smoke: bool) -> dict:
-    _setup_django()
+    from bench import harness
+
+    harness.setup_once()
     idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 30)
     idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 4.0)
     load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 6.0)
@@ -560,23 +562,6 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
-
-
-def _setup_django() -> None:
-    """Set Django up as the runner does (bench/harness.py), when this module runs on its own."""
-    from django.apps import apps
-
-    if apps.ready:
-        return
-    import django
-
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        TEST_DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench"),
-        TEST_BROKER_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
-        TEST_CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/14"),
-    )
-    django.setup()
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def setup() -> None:
     ensure_database()
 
 
+def setup_once() -> None:
+    """:func:`setup`, unless Django is set up already (by the runner): for a bench module run on its own."""
+    from django.apps import apps
+
+    if not apps.ready:
+        setup()
+
+
 def ensure_database(name: str = "") -> None:
     """Create the database (the current one by default) if missing, and migrate it once per process."""
     import psycopg

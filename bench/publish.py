@@ -35,7 +35,9 @@ ADDRESS = {"name": "Bench", "line1": "1 Road", "city": "Town", "postal_code": "1
 
 
 def run(*, smoke: bool) -> dict:
-    _setup_django()
+    from bench import harness
+
+    harness.setup_once()
     _prepare_database()
     from outbox.models import Delivery, OutboxEvent
 
@@ -201,36 +203,14 @@ def _business_transaction(*, blocks: int, per_block: int) -> dict[str, float]:
 
 
 def _prepare_database() -> None:
-    """The runner's scratch database, created if missing, migrated, with seed_demo's customer and catalogue."""
-    import psycopg
+    """The runner's scratch database (see bench/harness.py), with seed_demo's customer and catalogue."""
     from django.core.management import call_command
-    from django.db import connection
 
-    db = connection.settings_dict
-    admin = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/postgres"
-    with psycopg.connect(admin, password=db.get("PASSWORD") or None, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    call_command("migrate", verbosity=0)
+    from bench import harness
+
+    harness.ensure_database()
     with open(os.devnull, "w") as quiet:
         call_command("seed_demo", stdout=quiet)
-
-
-def _setup_django() -> None:
-    """Set Django up as the runner does (bench/harness.py), when this module runs on its own."""
-    from django.apps import apps
-
-    if apps.ready:
-        return
-    import django
-
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        TEST_DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench"),
-        TEST_BROKER_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
-        TEST_CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/14"),
-    )
-    django.setup()
 
 
 if __name__ == "__main__":
