@@ -1,7 +1,5 @@
 """RabbitMQ works as the broker as well as Redis: the outbox only needs a Celery transport."""
 
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -11,7 +9,8 @@ from outbox.models import OutboxEvent
 from outbox.publishing import publish
 from tests.outbox.conftest import wait_until_finished
 from tests.outbox.probe.events import Pinged
-from tests.support.processes import ROOT, process_env, start_relay, start_worker
+from tests.support.commands import publish_in_a_process
+from tests.support.processes import start_relay, start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
 
@@ -24,15 +23,7 @@ def test_published_events_are_sent_at_commit_through_rabbitmq(no_live_outbox):
     try:
         # when a process whose broker is RabbitMQ publishes an event
         thing = uuid.uuid4()
-        code = (
-            "import uuid\nfrom django.db import transaction\nfrom outbox.publishing import publish\n"
-            "from tests.outbox.probe.events import Pinged\n"
-            f"with transaction.atomic():\n    publish(Pinged(thing_id=uuid.UUID('{thing}')))\n"
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code],
-            cwd=ROOT, env=process_env(TEST_BROKER_URL=RABBITMQ), check=True, timeout=60, capture_output=True,
-        )  # fmt: skip
+        publish_in_a_process(f"Pinged(thing_id=uuid.UUID('{thing}'))", TEST_BROKER_URL=RABBITMQ)
         # then its deliveries' tasks went through RabbitMQ to the worker
         event = OutboxEvent.objects.get(aggregate_id=str(thing))
         deliveries = wait_until_finished(event, what=lambda: worker.output()[-3000:])

@@ -7,8 +7,6 @@ a test that stops the broker runs a redis-server of its own.
 
 import itertools
 import random
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -23,8 +21,9 @@ from outbox.publishing import publish
 from tests.outbox.probe.events import Crashed, Flaked, Pinged, Slept
 from tests.outbox.probe.models import Effect
 from tests.support.broker import queued_delivery_batches
+from tests.support.commands import publish_in_a_process
 from tests.support.events import outbox_row
-from tests.support.processes import ROOT, process_env, start_relay, start_worker, wait_for
+from tests.support.processes import start_relay, start_worker, wait_for
 from tests.support.web import RedisServer
 
 pytestmark = [
@@ -64,43 +63,20 @@ def _lease(seconds: float) -> dict[str, str]:
     }
 
 
-def test_a_broker_restarted_empty_loses_no_delivery_and_spends_no_attempt(processes, broker):
-    # given a relay (3 s lease) and no worker: 100 deliveries dispatched into the broker, none started
+@pytest.mark.parametrize("sent_by", ["the relay", "the publisher at commit"])
+def test_a_broker_restarted_empty_loses_no_delivery_and_spends_no_attempt(processes, broker, sent_by):
+    # given a relay (3 s lease) and no worker: 100 deliveries sent into the broker, by the relay's fan-out or by
+    # the publishing process as it commits, none started
     env = {"TEST_BROKER_URL": broker.url, **_lease(3)}
     processes.append(start_relay(**env))
-    with transaction.atomic():
-        events = [publish(Flaked(thing_id=uuid.uuid4())) for _ in range(100)]
-    wait_for(lambda: _queued_ids(_client(broker)) >= 100, timeout=20, what="100 deliveries sent to the broker")
-    assert Delivery.objects.filter(status="dispatched").count() == 100
-    # when the broker restarts with nothing kept, and only then a worker arrives
-    broker.shutdown()
-    broker.start()
-    processes.append(start_worker(queues="probe", **env))
-    # then every delivery is handled exactly once, on its first attempt, after being sent again
-    wait_for(lambda: Delivery.objects.filter(status="done").count() == 100, timeout=60, what=processes[0].output)
-    per_event = Effect.objects.filter(handler="flaky").values("event_id").annotate(n=Count("id"))
-    assert sorted(row["n"] for row in per_event) == [1] * 100
-    assert {row["event_id"] for row in per_event} == {e.event_id for e in events}
-    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
-    assert min(Delivery.objects.values_list("redispatches", flat=True)) >= 1
-
-
-def test_deliveries_sent_at_commit_into_a_broker_restarted_empty_are_sent_again_and_spend_no_attempt(processes, broker):
-    # given a relay (3 s lease) and no worker, and a process that publishes 100 events, sending their tasks at commit
-    env = {"TEST_BROKER_URL": broker.url, **_lease(3)}
-    processes.append(start_relay(**env))
-    code = (
-        "import uuid\nfrom django.db import transaction\nfrom outbox.publishing import publish\n"
-        "from tests.outbox.probe.events import Flaked\n"
-        "with transaction.atomic():\n    [publish(Flaked(thing_id=uuid.uuid4())) for _ in range(100)]\n"
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT, env=process_env(**env), check=True, timeout=60, capture_output=True,
-    )  # fmt: skip
+    if sent_by == "the relay":
+        with transaction.atomic():
+            [publish(Flaked(thing_id=uuid.uuid4())) for _ in range(100)]
+    else:
+        publish_in_a_process("Flaked(thing_id=uuid.uuid4())", count=100, **env)
+        assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()  # no relay fanned them out
     wait_for(lambda: _queued_ids(_client(broker)) >= 100, timeout=20, what="100 deliveries sent to the broker")
     assert Delivery.objects.filter(status="dispatched", redispatches=0).count() == 100
-    assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()  # no relay fanned them out
     # when the broker restarts with nothing kept, and only then a worker arrives
     broker.shutdown()
     broker.start()
@@ -109,6 +85,7 @@ def test_deliveries_sent_at_commit_into_a_broker_restarted_empty_are_sent_again_
     wait_for(lambda: Delivery.objects.filter(status="done").count() == 100, timeout=60, what=processes[0].output)
     per_event = Effect.objects.filter(handler="flaky").values("event_id").annotate(n=Count("id"))
     assert sorted(row["n"] for row in per_event) == [1] * 100
+    assert {row["event_id"] for row in per_event} == set(OutboxEvent.objects.values_list("event_id", flat=True))
     assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
     assert min(Delivery.objects.values_list("redispatches", flat=True)) >= 1
 
