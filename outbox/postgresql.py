@@ -71,30 +71,30 @@ def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> lis
 INSERT_EVENT_SQL = """
 INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
                           correlation_id, causation_id, traceparent, payload)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%(event_id)s, %(type)s, %(version)s, %(occurred_at)s, %(aggregate_type)s, %(aggregate_id)s,
+        %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s)
 RETURNING id
 """
 
 
+def _event_params(row: OutboxEvent) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "type": row.type,
+        "version": row.version,
+        "occurred_at": row.occurred_at,
+        "aggregate_type": row.aggregate_type,
+        "aggregate_id": row.aggregate_id,
+        "correlation_id": row.correlation_id,
+        "causation_id": row.causation_id,
+        "traceparent": row.traceparent,
+        "payload": json.dumps(row.payload),
+    }
+
+
 def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
     """Insert an outbox row built by ``publish``, setting its id."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            INSERT_EVENT_SQL,
-            [
-                row.event_id,
-                row.type,
-                row.version,
-                row.occurred_at,
-                row.aggregate_type,
-                row.aggregate_id,
-                row.correlation_id,
-                row.causation_id,
-                row.traceparent,
-                json.dumps(row.payload),
-            ],
-        )
-        row.id = cursor.fetchone()[0]
+    [(row.id,)] = prepared(INSERT_EVENT_SQL, _event_params(row), using=using)
     row._state.adding, row._state.db = False, using
 
 
@@ -148,16 +148,7 @@ def insert_event_with_deliveries(
     to send once its transaction commits), and whether any was created pending.
     """
     params = {
-        "event_id": row.event_id,
-        "type": row.type,
-        "version": row.version,
-        "occurred_at": row.occurred_at,
-        "aggregate_type": row.aggregate_type,
-        "aggregate_id": row.aggregate_id,
-        "correlation_id": row.correlation_id,
-        "causation_id": row.causation_id,
-        "traceparent": row.traceparent,
-        "payload": json.dumps(row.payload),
+        **_event_params(row),
         "handlers": [s.name for s in subscriptions],
         "queues": [s.queue for s in subscriptions],
         "ordered": [s.ordered for s in subscriptions],
