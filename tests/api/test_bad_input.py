@@ -34,7 +34,6 @@ def paginated_lists() -> list[str]:
         pytest.param("page_size", "²", id="superscript-two"),  # a digit to str.isdigit, not to int()
         pytest.param("page_size", "٣", id="arabic-indic-three"),  # int() reads it as 3: not a number in a URL
         pytest.param("page", "¹", id="page-superscript-one"),
-        pytest.param("page", "9" * 5000, id="page-5000-digits"),  # past int()'s 4,300 digits
         pytest.param("page_size", "9" * 5000, id="page-size-5000-digits"),
     ],
 )
@@ -48,6 +47,24 @@ def test_a_page_or_page_size_that_is_not_ascii_digits_is_400_naming_it(staff, ur
     body = response.json()
     assert list(body["errors"]) == [parameter]
     assert body["detail"].startswith(f"Invalid input: {parameter}: Give a whole number from 1")
+
+
+@pytest.mark.parametrize("url", paginated_lists())
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("78971711613896309230318979116957696", id="page-35-digits"),  # past a bigint, still a page
+        pytest.param("9" * 5000, id="page-5000-digits"),  # past int()'s 4,300 digits
+    ],
+)
+def test_a_page_number_too_long_for_any_list_is_a_page_past_the_end(staff, url, raw):
+    # given a list with something on it
+    order = place_order(customer=make_user("owner"), lines=[(make_product(), 1)])
+    # when
+    response = token_client(staff).get(url.format(order=order.id), {"page": raw})
+    # then: 404, as for any page past the end, not a 400 for a number the schema allows
+    assert response.status_code == 404
+    assert response.json()["detail"] == "Invalid page."
 
 
 def test_a_token_with_a_nul_is_401_like_any_unknown_token():
