@@ -29,6 +29,11 @@ Figures, per configuration ``<c>``:
   clients through the same gunicorn with no worker, beat or relay running (the
   API alone, place+confirm pairs per second); the ratio is end to end / API alone.
   ``<c>_load_p50_ms``: confirm -> shipped under that load.
+- ``<c>_load_cpu_ms_per_order_<web|consumers|database>`` and
+  ``<c>_api_alone_cpu_ms_per_order_<web|database>``: the CPU time an order cost
+  gunicorn, the consumers (worker, beat, relay) and PostgreSQL in each phase;
+  on one machine they share, end to end can reach the API alone only if what
+  the consumers and their queries cost per order is next to nothing.
 - ``<c>_consumer_crashes``: deployments of it whose worker, beat or relay died
   (or logged Celery's "Unrecoverable error"); a fresh deployment takes over
   (at most ``MAX_CRASHES`` times), the idle orders measured before it count.
@@ -143,7 +148,9 @@ def _measure(
                     deployment.idle(latencies, orders=idle_orders, seconds=idle_seconds)
                 if name in loaded:
                     figures.update(deployment.load(seconds=load_seconds))
-                    baseline.update(deployment.api_alone(seconds=load_seconds))
+                    alone = deployment.api_alone(seconds=load_seconds)
+                    baseline[f"{name}_orders_per_s"] = alone.pop(f"{name}_orders_per_s")
+                    figures.update(alone)  # its CPU per order: figures, with no ratio
             break
         except ConsumerDied as died:
             crashes += 1
@@ -369,6 +376,7 @@ class Deployment:
             latencies.append(self.ship_one())
 
     def load(self, *, seconds: float, drain_timeout: float = 90.0) -> dict[str, float]:
+        cpu = self._cpu()
         started = time.time()
         confirmed = self._clients(seconds)
         deadline = time.monotonic() + drain_timeout
@@ -385,14 +393,39 @@ class Deployment:
             f"{self.name}_load_p50_ms": round(
                 statistics.median((shipped[o] - confirmed[o]) * 1000 for o in shipped), 1
             ),
+            **self._cpu_per_order(cpu, len(confirmed), "load"),
         }
 
     def api_alone(self, *, seconds: float) -> dict[str, float]:
         for process in self.consumers:
             process.kill()
+        cpu = self._cpu()
         started = time.time()
         confirmed = self._clients(seconds)
-        return {f"{self.name}_orders_per_s": round(len(confirmed) / (time.time() - started), 1)}
+        return {
+            f"{self.name}_orders_per_s": round(len(confirmed) / (time.time() - started), 1),
+            **self._cpu_per_order(cpu, len(confirmed), "api_alone"),
+        }
+
+    # Where an order's CPU goes: what explains orders per second on a machine the web, the consumers and
+    # the database share. Read before and after a phase; processes that exit meanwhile are not counted.
+
+    def _cpu(self) -> dict[str, float]:
+        from bench import harness
+
+        consumers = [process.pid() for process in self.consumers if process.alive()]
+        return {
+            "web": harness.cpu_seconds(pgids=[self.web.pid()]),
+            "consumers": harness.cpu_seconds(pgids=consumers) if consumers else 0.0,
+            "database": harness.cpu_seconds(command="postgres"),
+        }
+
+    def _cpu_per_order(self, before: dict[str, float], orders: int, phase: str) -> dict[str, float]:
+        """``<c>_<phase>_cpu_ms_per_order_<web|consumers|database>``: CPU milliseconds per order in the phase."""
+        after = self._cpu()
+        kinds = ("web", "database") if phase == "api_alone" else ("web", "consumers", "database")
+        per_order = {kind: (after[kind] - before[kind]) * 1000 / max(orders, 1) for kind in kinds}
+        return {f"{self.name}_{phase}_cpu_ms_per_order_{kind}": round(ms, 1) for kind, ms in per_order.items()}
 
     def _clients(self, seconds: float) -> dict[str, float]:
         """``BENCH_FLOW_CLIENTS`` clients placing and confirming for ``seconds``: order id -> confirm answered."""

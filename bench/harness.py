@@ -286,6 +286,21 @@ def group_rss_mib(pgid: int) -> float:
     return total_kib / 1024
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(*, pgids: list[int] = (), command: str = "") -> float:
+    """CPU time (user + system) so far of the live members of these process groups, or of every
+    process whose command line starts with ``command`` (``postgres``: the server and its backends)."""
+    total, prefix = 0, command.encode()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state ppid pgrp ... utime(12) stime(13)
+            if int(fields[2]) in pgids if pgids else (stat.parent / "cmdline").read_bytes().startswith(prefix):
+                total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
 # Producers -----------------------------------------------------------------------------------------
 
 

@@ -504,7 +504,9 @@ def send(deliveries: list[Delivery], *, token: int) -> None:
         alone = bool(delivery.crashes)
         by_handler[(delivery.queue, delivery.handler, alone)].append(delivery.id)
     try:
-        with run_deliveries.app.producer_or_acquire() as producer:
+        # One batch: the messages go to the broker together when it closes (one Redis round
+        # trip, one client, where kombu builds a client per message otherwise).
+        with run_deliveries.app.producer_or_acquire() as producer, producer.batch():
             for (queue, _handler, alone), ids in by_handler.items():
                 step = 1 if alone else size
                 for start in range(0, len(ids), step):
