@@ -28,7 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHES = ["latency", "drain", "throughput", "flow", "publish", "scale", "memory"]
+BENCHES = ["latency", "drain", "throughput", "flow", "publish", "scale", "memory", "anatomy"]
 LATEST = Path(__file__).resolve().parent / "results" / "latest.jsonl"
 
 

@@ -21,7 +21,7 @@ Figures, per configuration ``<c>``:
   response is read to the order's ``shipped_at`` (set by the service that marks
   it shipped, in that transaction; both on this host's clock). p99 is the
   nearest rank, so the worst of fewer than 100 orders. ``<c>_idle_orders``: how
-  many: ``BENCH_FLOW_IDLE_ORDERS`` (30) or as many as fit in
+  many: ``BENCH_FLOW_IDLE_ORDERS`` (20) or as many as fit in
   ``BENCH_FLOW_IDLE_SECONDS`` (4 s), whichever comes first.
 - ``<c>_orders_per_s`` (load phase): ``BENCH_FLOW_CLIENTS`` (8) API clients
   place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (6 s); orders shipped
@@ -114,7 +114,7 @@ def run(*, smoke: bool) -> dict:
     from bench import harness
 
     harness.setup_once()
-    idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 30)
+    idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 20)
     idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 4.0)
     load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 6.0)
     loaded = _loaded_configurations()
@@ -413,9 +413,9 @@ class Deployment:
     def _cpu(self) -> dict[str, float]:
         from bench import harness
 
-        consumers = [process.pid() for process in self.consumers if process.alive()]
+        consumers = [process.pid for process in self.consumers if process.alive()]
         return {
-            "web": harness.cpu_seconds(pgids=[self.web.pid()]),
+            "web": harness.cpu_seconds(pgids=[self.web.pid]),
             "consumers": harness.cpu_seconds(pgids=consumers) if consumers else 0.0,
             "database": harness.cpu_seconds(command="postgres"),
         }

@@ -13,7 +13,7 @@ import time
 
 from bench import drain, harness, work
 
-EVENTS, SMOKE_EVENTS = 15_000, 2_000
+EVENTS, SMOKE_EVENTS = 12_000, 2_000
 WARM_SHARE = 0.10
 TARGETS = {"relay_growth": "<= 1.2", "worker_growth": "<= 1.2"}
 

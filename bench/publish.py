@@ -43,7 +43,7 @@ def run(*, smoke: bool) -> dict:
 
     first_new_event = (OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
     try:
-        figures = _order_services(orders=20 if smoke else 250, warm_up=5 if smoke else 30)
+        figures = _order_services(orders=20 if smoke else 150, warm_up=5 if smoke else 30)
         figures.update(_business_transaction(blocks=2 if smoke else 6, per_block=50 if smoke else 300))
     finally:
         Delivery.objects.filter(event_id__gte=first_new_event).delete()  # publish created them, dispatched
