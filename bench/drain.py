@@ -59,7 +59,8 @@ def drain_outbox(consumers: harness.Consumers, events: int) -> dict[str, float]:
 
 def drain_baseline(consumers: harness.Consumers, events: int) -> dict[str, float]:
     harness.reset()
-    backlog(work.send_priced, events)
+    shares = harness.split(events, 2)
+    harness.in_threads(lambda i: work.queue_priced(shares[i]), threads=2)
     began = time.monotonic()
     consumers.consume()
     try:

@@ -24,7 +24,7 @@ Figures, per configuration ``<c>``:
   many: ``BENCH_FLOW_IDLE_ORDERS`` (20) or as many as fit in
   ``BENCH_FLOW_IDLE_SECONDS`` (4 s), whichever comes first.
 - ``<c>_orders_per_s`` (load phase): ``BENCH_FLOW_CLIENTS`` (8) API clients
-  place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (6 s); orders shipped
+  place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (4 s); orders shipped
   / (last ``shipped_at`` - load start). Baseline ``<c>_orders_per_s``: the same
   clients through the same gunicorn with no worker, beat or relay running (the
   API alone, place+confirm pairs per second); the ratio is end to end / API alone.
@@ -116,7 +116,7 @@ def run(*, smoke: bool) -> dict:
     harness.setup_once()
     idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 20)
     idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 4.0)
-    load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 6.0)
+    load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 4.0)
     loaded = _loaded_configurations()
     figures: dict[str, float] = {}
     baseline: dict[str, float] = {}

@@ -24,7 +24,7 @@ from bench import drain, harness, latency, throughput, work
 
 HISTORY_ROWS, SMOKE_HISTORY_ROWS = 1_000_000, 20_000
 DRAIN_EVENTS, SMOKE_DRAIN_EVENTS = 4_000, 1_000
-LATENCY_EVENTS, SMOKE_LATENCY_EVENTS = 200, 30
+LATENCY_EVENTS, SMOKE_LATENCY_EVENTS = 150, 30
 LOAD_S, SMOKE_LOAD_S = (0.5, 2.0), (0.5, 1.0)  # throughput's warm-up and window
 HISTORY = "bench.History"
 HISTORY_HANDLED_AT = "2000-01-01T00:00:00Z"  # tells the history's inbox rows from a measurement's

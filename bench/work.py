@@ -38,6 +38,21 @@ def send_priced(count: int) -> list[str]:
     return ids
 
 
+def queue_priced(count: int) -> list[str]:
+    """:func:`send_priced`'s tasks, queued at once in one kombu publish batch: a backlog, sooner built.
+
+    For ``drain``'s baseline, whose figure is how fast the queued tasks are
+    consumed, not how they were queued (no transaction: nothing consumes yet).
+    """
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    with record_effect_task.app.producer_or_acquire() as producer, producer.batch():
+        for event_id in ids:
+            record_effect_task.apply_async(
+                ("price", event_id, str(uuid.uuid4())), {"note": PRICE_NOTE}, producer=producer
+            )
+    return ids
+
+
 def publish_pinged(count: int) -> None:
     for seq in range(count):
         publish(Pinged(thing_id=uuid.uuid4(), seq=seq))
