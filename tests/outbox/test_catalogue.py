@@ -4,10 +4,12 @@ from pathlib import Path
 from django.core.management import call_command
 
 from outbox import schemas
+from outbox.diagram import flowchart
 from outbox.events import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "events.md"
+README = ROOT / "README.md"
 
 
 def project_events(name: str) -> bool:
@@ -18,6 +20,15 @@ def test_the_event_catalogue_in_docs_is_current():
     out = StringIO()
     call_command("outbox_catalogue", exclude_prefix=["probe."], stdout=out)
     assert DOC.read_text() == out.getvalue(), "regenerate it: python manage.py outbox_catalogue > docs/events.md"
+
+
+def test_the_readme_shows_the_flow_as_the_code_draws_it():
+    # given the flow drawn from the registries, as at the top of docs/events.md
+    flow = flowchart([name for name in registry.names() if project_events(name)])
+    # when / then
+    assert f"```mermaid\n{flow}\n```" in README.read_text(), (
+        "copy the diagram at the top of docs/events.md into README.md (How it fits together)"
+    )
 
 
 def test_every_event_version_matches_its_snapshot_and_every_stored_payload_decodes():
