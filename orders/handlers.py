@@ -2,6 +2,7 @@
 
 from inventory.events import InventoryReservationFailed, InventoryReserved
 from outbox.events import Envelope
+from outbox.sagas import Saga
 from outbox.subscriptions import Subscription
 from payments.events import PaymentFailed, PaymentProcessed
 from shipping.events import ShippingArranged
@@ -47,3 +48,6 @@ SUBSCRIPTIONS = [
     Subscription(ShippingArranged, saga_shipping_arranged, backoff_base=0.5),
     Subscription(OrderCancelled, saga_order_cancelled, backoff_base=0.5),
 ]
+
+# Every handler above feeds the saga; its decision table is drawn in docs/events.md.
+SAGAS = [Saga("order saga", fed_by=[s.handler for s in SUBSCRIPTIONS], transitions=saga.TRANSITIONS)]

@@ -3,7 +3,8 @@ confirmed to shipped, or to cancelled.
 
 It learns facts from other contexts' events (payment secured or failed, stock
 secured or short, shipment arranged) and from the order itself (cancelled),
-records them on :class:`OrderSaga`, then asks :func:`decide` what to do next.
+records them on :class:`OrderSaga`, then asks :func:`decide` what to do next:
+the first row of its decision table, :data:`TRANSITIONS`, that applies.
 Facts only move forward and the outcome is decided once, so any order of
 arrival and any duplicate lead to the same decision.
 
@@ -20,6 +21,7 @@ from uuid import UUID
 from django.db import transaction
 
 from . import services
+from .events import OrderCancelled, OrderReadyToShip, OrderShipped
 from .models import Order, OrderSaga
 
 Outcome = OrderSaga.Outcome
@@ -35,26 +37,80 @@ class Decision:
 NOTHING = Decision("none")
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A row of the saga's decision table: in a ``source`` outcome, when ``applies``, take ``step``.
+
+    ``when``, ``target`` and ``publishes`` say the same in words, for people
+    and for the flow diagram in docs/events.md (outbox.sagas reads them).
+    """
+
+    source: tuple[str, ...]
+    when: str
+    applies: Callable[[OrderSaga, str], bool]  # (saga, order status)
+    step: str
+    target: str
+    publishes: str = ""  # the event the step's service publishes
+    code: str = ""
+    reason: Callable[[OrderSaga], str] = lambda saga: ""
+
+    def decision(self, saga: OrderSaga) -> Decision:
+        return Decision(self.step, self.code, self.reason(saga))
+
+
+# The first row that applies wins; a shipped or cancelled saga has none left.
+TRANSITIONS = (
+    Transition(
+        (Outcome.PENDING, Outcome.READY_TO_SHIP),
+        "the customer or staff cancelled the order",
+        lambda saga, status: status == Order.Status.CANCELLED,
+        "adopt_cancelled",
+        Outcome.CANCELLED,
+    ),
+    Transition(
+        (Outcome.PENDING,),
+        "payment failed",
+        lambda saga, status: saga.payment == OrderSaga.Payment.FAILED,
+        "cancel",
+        Outcome.CANCELLED,
+        publishes=OrderCancelled.event_type,
+        code=Order.CancelCode.PAYMENT_FAILED,
+        reason=lambda saga: f"Payment failed: {saga.payment_failure}",
+    ),
+    Transition(
+        (Outcome.PENDING,),
+        "stock short",
+        lambda saga, status: saga.stock == OrderSaga.Stock.SHORT,
+        "cancel",
+        Outcome.CANCELLED,
+        publishes=OrderCancelled.event_type,
+        code=Order.CancelCode.OUT_OF_STOCK,
+        reason=lambda saga: f"Out of stock: {', '.join(saga.short_skus)}",
+    ),
+    Transition(
+        (Outcome.PENDING,),
+        "payment and stock secured",
+        lambda saga, status: saga.payment_secured and saga.stock_secured,
+        "mark_ready",
+        Outcome.READY_TO_SHIP,
+        publishes=OrderReadyToShip.event_type,
+    ),
+    Transition(
+        (Outcome.READY_TO_SHIP,),
+        "shipment arranged",
+        lambda saga, status: bool(saga.shipment),
+        "mark_shipped",
+        Outcome.SHIPPED,
+        publishes=OrderShipped.event_type,
+    ),
+)
+
+
 def decide(saga: OrderSaga, order_status: str) -> Decision:
-    """The next step for the saga, from its facts and the order's status alone."""
-    if saga.outcome in (Outcome.SHIPPED, Outcome.CANCELLED):
-        return NOTHING
-    if order_status == Order.Status.CANCELLED:
-        return Decision("adopt_cancelled")  # the customer (or staff) cancelled it
-    if saga.outcome == Outcome.PENDING:
-        return _decide_pending(saga)
-    if saga.outcome == Outcome.READY_TO_SHIP and saga.shipment:
-        return Decision("mark_shipped")
-    return NOTHING
-
-
-def _decide_pending(saga: OrderSaga) -> Decision:
-    if saga.payment == OrderSaga.Payment.FAILED:
-        return Decision("cancel", Order.CancelCode.PAYMENT_FAILED, f"Payment failed: {saga.payment_failure}")
-    if saga.stock == OrderSaga.Stock.SHORT:
-        return Decision("cancel", Order.CancelCode.OUT_OF_STOCK, f"Out of stock: {', '.join(saga.short_skus)}")
-    if saga.payment_secured and saga.stock_secured:
-        return Decision("mark_ready")
+    """The next step for the saga, from its facts and the order's status alone: the first row that applies."""
+    for row in TRANSITIONS:
+        if saga.outcome in row.source and row.applies(saga, order_status):
+            return row.decision(saga)
     return NOTHING
 
 

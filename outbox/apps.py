@@ -10,7 +10,7 @@ class OutboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Collect every installed app's ``handlers.SUBSCRIPTIONS``.
+        """Collect every installed app's ``handlers.SUBSCRIPTIONS`` (and ``handlers.SAGAS``, if it runs one).
 
         (Apps whose ``handlers`` module has no such list, like
         ``django.contrib.auth``'s, are not subscribers and are passed over.)
@@ -24,9 +24,11 @@ class OutboxConfig(AppConfig):
         from .postgresql import plan_once
 
         connection_created.connect(plan_once, dispatch_uid="outbox.plan_once")
+        from .sagas import sagas
         from .subscriptions import subscriptions
 
         for config in apps.get_app_configs():
             if module_has_submodule(config.module, "handlers"):
                 module = import_module(f"{config.name}.handlers")
                 subscriptions.add_all(getattr(module, "SUBSCRIPTIONS", []), app_label=config.label)
+                sagas.add_all(getattr(module, "SAGAS", []), app_label=config.label)

@@ -129,6 +129,9 @@ class EventRegistry:
     def is_registered(self, event_type: str) -> bool:
         return event_type in self._classes
 
+    def has_upcaster(self, event_type: str, from_version: int) -> bool:
+        return (event_type, from_version) in self._upcasters
+
     def get(self, event_type: str) -> type[DomainEvent]:
         try:
             return self._classes[event_type]

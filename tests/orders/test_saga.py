@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inventory.events import InventoryReservationFailed, InventoryReserved, Shortage, StockLine
-from orders import handlers
+from orders import handlers, saga
 from orders.events import OrderCancelled
 from orders.models import Order
 from orders.services import order_cancel
@@ -160,3 +160,35 @@ def test_shipping_arranged_marks_a_ready_order_shipped_with_its_tracking_number(
     order.refresh_from_db()
     assert (order.status, order.carrier, order.tracking_number) == ("shipped", "Sandbox Parcel", "SBX000000000042")
     assert order.estimated_delivery == dt.date(2030, 1, 2)
+
+
+def tell_all_but_the_deciding_fact(when: str, order: Order) -> list[tuple]:
+    """Tell the saga what comes before the decision ``when`` of its table; return what makes it decide."""
+    payment, stock, *shipping = facts(order, paid=when != "payment failed", reserved=when != "stock short")
+    if when == "the customer or staff cancelled the order":
+        order_cancel(order_id=order.id, reason="Changed my mind")
+        return own_cancellations(order)
+    if when == "shipment arranged":
+        handle(*payment)
+        handle(*stock)
+        return shipping
+    if when == "payment and stock secured":
+        handle(*payment)
+        return [stock]
+    return [payment] if when == "payment failed" else [stock]
+
+
+@pytest.mark.parametrize("row", saga.TRANSITIONS, ids=lambda row: row.when)
+def test_each_row_of_the_saga_table_is_what_the_saga_does(product, row):
+    # given a confirmed order, and the saga told all but the fact this row decides on
+    order = place_order(lines=[(product, 1)], confirm=True)
+    deciding = tell_all_but_the_deciding_fact(row.when, order)
+    before = set(OutboxEvent.objects.filter(correlation_id=order.correlation_id).values_list("id", flat=True))
+    # when it learns that fact
+    for handler, event, envelope in deciding:
+        handle(handler, event, envelope)
+    # then it moves to the row's outcome and publishes the row's event, which the flow diagram draws
+    order.refresh_from_db()
+    published_now = OutboxEvent.objects.filter(correlation_id=order.correlation_id).exclude(id__in=before)
+    assert order.saga.outcome == row.target
+    assert list(published_now.values_list("type", flat=True)) == ([row.publishes] if row.publishes else [])
