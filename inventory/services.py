@@ -12,17 +12,26 @@ queue behind each other and never deadlock, and each SKU's events are
 appended (and get their log positions) one at a time, in stream order. The
 reservation row of the order is locked first, so the events of one
 reservation are written in order.
+
+Each append also states the stream version the projection was folded from
+(``publish(..., expected_version=item.version)``): a writer that appended to
+the SKU's stream without going through this module (another process, a
+script) is caught there, not folded over. The service then catches the
+projection up from the stream and runs again (:func:`_reloading_on_conflict`).
 """
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
 
+from outbox import ConcurrencyError
 from outbox.publishing import publish
 
 from .events import (
@@ -42,6 +51,9 @@ from .selectors import stock_stream
 from .stock import StockState, fold
 
 Status = Reservation.Status
+P = ParamSpec("P")
+T = TypeVar("T")
+CONFLICT_ATTEMPTS = 3  # runs of a service whose append met another writer's, before the conflict is raised
 
 
 class UnknownSku(LookupError):
@@ -60,6 +72,29 @@ class StockRebuilt:
         return self.before != self.after
 
 
+def _reloading_on_conflict(service: Callable[P, T]) -> Callable[P, T]:
+    """Run ``service`` again when an append met another writer's event, after folding that event in.
+
+    The conflict rolled the service's transaction back (its ``atomic``, or
+    savepoint inside a handler's transaction); the SKU's projection is caught
+    up from its stream (:func:`_catch_up`) and the service reads it afresh.
+    """
+
+    @functools.wraps(service)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return service(*args, **kwargs)
+            except ConcurrencyError as conflict:
+                if attempt == CONFLICT_ATTEMPTS or conflict.aggregate_type != StockEvent.aggregate_type:
+                    raise
+                _catch_up(conflict.aggregate_id)
+        raise AssertionError("unreachable")
+
+    return run
+
+
+@_reloading_on_conflict
 @transaction.atomic
 def product_ensure(*, sku: str, name: str, price: Decimal, currency: str = "EUR", on_hand: int = 0) -> Product:
     """Create the product, its stock and its opening ``on_hand`` units unless the SKU exists.
@@ -85,6 +120,7 @@ def product_reprice(*, sku: str, price: Decimal) -> Product:
     return product
 
 
+@_reloading_on_conflict
 @transaction.atomic
 def stock_receive(*, sku: str, quantity: int) -> StockItem:
     """Goods arrived at the warehouse."""
@@ -97,6 +133,7 @@ def stock_receive(*, sku: str, quantity: int) -> StockItem:
     return item
 
 
+@_reloading_on_conflict
 @transaction.atomic
 def stock_reserve(*, order_id: UUID, lines: Sequence[StockLine]) -> Reservation:
     """Reserve every line of the order, or none of them when any is short."""
@@ -119,6 +156,7 @@ def stock_reserve(*, order_id: UUID, lines: Sequence[StockLine]) -> Reservation:
     return reservation
 
 
+@_reloading_on_conflict
 @transaction.atomic
 def stock_release(*, order_id: UUID) -> Reservation:
     """Return the order's reserved stock. Before any reservation, make sure none will be made."""
@@ -135,6 +173,7 @@ def stock_release(*, order_id: UUID) -> Reservation:
     return reservation
 
 
+@_reloading_on_conflict
 @transaction.atomic
 def stock_ship_out(*, order_id: UUID) -> Reservation:
     """The order left the warehouse: its reserved units are no longer on hand."""
@@ -180,13 +219,26 @@ def _append(item: StockItem, event: StockEvent) -> None:
     """Append ``event`` to the item's stream and fold it into the item: one insert, one update.
 
     Expects ``item`` locked (:func:`_lock_stock`), or created in this
-    transaction, so that its stream grows one event at a time.
+    transaction, so that its stream grows one event at a time. The append
+    expects the stream at the projection's version: ``ConcurrencyError`` if
+    another writer's event is in it that the projection has not folded.
     """
-    row = publish(event)
+    row = publish(event, expected_version=item.version)
     item.project(fold(item.state, event), position=row.id)
     item.save(update_fields=["on_hand", "reserved", "version", "position", "updated_at"])
     if _snapshot_due(item.state):
         _snapshot(item.sku, item.state, row.id, row.occurred_at).save()
+
+
+@transaction.atomic
+def _catch_up(sku: str) -> None:
+    """Fold into the SKU's projection the events of its stream that it has not folded yet."""
+    item = _lock_stock([sku])[sku]
+    state, position = item.state, item.position
+    for row, event in stock_stream(sku=sku, after=item.position):
+        state, position = fold(state, event), row.id
+    item.project(state, position=position)
+    item.save(update_fields=["on_hand", "reserved", "version", "position", "updated_at"])
 
 
 def _snapshot_due(state: StockState) -> bool:

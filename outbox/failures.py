@@ -42,6 +42,20 @@ class RetryLater(Exception):
         self.seconds, self.reason, self.counted = float(seconds), reason, counted
 
 
+class ConcurrencyError(Exception):
+    """An append expected its stream at one version and another writer had moved it on (optimistic concurrency).
+
+    Nothing of the append is stored; the transaction it ran in must roll back
+    (raising out of ``transaction.atomic()`` does): reload the aggregate and
+    try again. A handler that lets it escape is retried like any transient failure.
+    """
+
+    def __init__(self, aggregate_type: str, aggregate_id: str, expected: int, detail: str = "") -> None:
+        message = f"Stream {aggregate_type}:{aggregate_id} moved past version {expected} before this append"
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.aggregate_type, self.aggregate_id, self.expected = aggregate_type, aggregate_id, expected
+
+
 class Verdict(enum.Enum):
     PERMANENT = "permanent"  # dead now
     TRANSIENT = "transient"  # retried with backoff, dead after max_attempts

@@ -21,7 +21,12 @@ class OutboxEvent(models.Model):
 
     The table is the event log: rows are never updated except for
     ``relayed_at``, the relay's mark that the event was fanned out into
-    deliveries, and never deleted.
+    deliveries, and never deleted (on PostgreSQL a trigger refuses both).
+
+    ``stream_position`` is the event's place in its aggregate's stream (1, 2,
+    ...; unique per stream): the database assigns the next one as the row is
+    inserted, or checks the one an append asks for (``publish(...,
+    expected_version=)``) and refuses it if another writer got there first.
     """
 
     id = models.BigAutoField(primary_key=True)  # the global position in the log
@@ -36,10 +41,17 @@ class OutboxEvent(models.Model):
     traceparent = models.CharField(max_length=55, blank=True, default="")
     payload = models.JSONField()
     relayed_at = models.DateTimeField(null=True, blank=True)
+    # NULL on insert asks for the stream's next position (set by the database: see OutboxStream).
+    stream_position = models.PositiveIntegerField(null=True, editable=False)
 
     class Meta:
         db_table = "outbox_event"
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id", "stream_position"], name="outbox_event_stream_position"
+            ),
+        ]
         indexes = [
             models.Index(fields=["id"], name="outbox_event_unrelayed", condition=Q(relayed_at__isnull=True)),
             models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_event_aggregate"),
@@ -48,6 +60,28 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} v{self.version} #{self.id}"
+
+
+class OutboxStream(models.Model):
+    """The head of one aggregate's stream: how many events it holds (its version).
+
+    One row per aggregate, written by the database as each event is inserted
+    (a trigger on PostgreSQL; ``publishing`` elsewhere). Its row lock orders
+    the appends to one stream: a second writer waits for the first to commit,
+    then takes the next position, or, if it expected the version the first
+    one moved past, is refused (``outbox.ConcurrencyError``).
+    """
+
+    pk = models.CompositePrimaryKey("aggregate_type", "aggregate_id")
+    aggregate_type = models.CharField(max_length=100)
+    aggregate_id = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "outbox_stream"
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}:{self.aggregate_id} at version {self.version}"
 
 
 class Delivery(models.Model):

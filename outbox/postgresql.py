@@ -68,12 +68,14 @@ def prepared(sql: str, params: dict[str, Any], *, using: str = "default") -> lis
     return execute(sql, params, False, {"connection": connection, "cursor": None})
 
 
+# stream_position NULL: the database gives the stream's next one (the outbox_event_append trigger,
+# migration 0011); a number: the position the append expects, refused if another writer took it.
 INSERT_EVENT_SQL = """
 INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
-                          correlation_id, causation_id, traceparent, payload)
+                          correlation_id, causation_id, traceparent, payload, stream_position)
 VALUES (%(event_id)s, %(type)s, %(version)s, %(occurred_at)s, %(aggregate_type)s, %(aggregate_id)s,
-        %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s)
-RETURNING id
+        %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s, %(stream_position)s::integer)
+RETURNING id, stream_position
 """
 
 
@@ -89,12 +91,13 @@ def _event_params(row: OutboxEvent) -> dict[str, Any]:
         "causation_id": row.causation_id,
         "traceparent": row.traceparent,
         "payload": json.dumps(row.payload),
+        "stream_position": row.stream_position,
     }
 
 
 def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
     """Insert an outbox row built by ``publish``, setting its id."""
-    [(row.id,)] = prepared(INSERT_EVENT_SQL, _event_params(row), using=using)
+    [(row.id, row.stream_position)] = prepared(INSERT_EVENT_SQL, _event_params(row), using=using)
     row._state.adding, row._state.db = False, using
 
 
@@ -105,10 +108,10 @@ def insert_event(row: OutboxEvent, *, using: str = "default") -> None:
 PUBLISH_SQL = """
 WITH event AS (
     INSERT INTO outbox_event (event_id, type, version, occurred_at, aggregate_type, aggregate_id,
-                              correlation_id, causation_id, traceparent, payload, relayed_at)
+                              correlation_id, causation_id, traceparent, payload, relayed_at, stream_position)
     VALUES (%(event_id)s, %(type)s, %(version)s, %(occurred_at)s, %(aggregate_type)s, %(aggregate_id)s,
-            %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s, now())
-    RETURNING id
+            %(correlation_id)s, %(causation_id)s, %(traceparent)s, %(payload)s, now(), %(stream_position)s::integer)
+    RETURNING id, stream_position
 ), subscribed AS (
     SELECT s.handler, s.queue, s.ordered, s.ordered OR c.handler IS NOT NULL AS hold
     FROM unnest(%(handlers)s::text[], %(queues)s::text[], %(ordered)s::bool[]) AS s(handler, queue, ordered)
@@ -131,11 +134,11 @@ WITH event AS (
 ), woken AS (
     SELECT pg_notify('outbox_event', 'held') FROM (SELECT 1 FROM created WHERE status = 'pending' LIMIT 1) p
 )
-SELECT 'event', e.id, NULL, NULL FROM event e
+SELECT 'event', e.id, NULL, NULL, e.stream_position FROM event e
 UNION ALL
-SELECT c.status, c.id, c.handler, c.queue FROM created c
+SELECT c.status, c.id, c.handler, c.queue, NULL FROM created c
 UNION ALL
-SELECT 'woken', NULL, NULL, NULL FROM woken
+SELECT 'woken', NULL, NULL, NULL, NULL FROM woken
 """
 
 
@@ -157,7 +160,7 @@ def insert_event_with_deliveries(
         "token": token,
     }
     rows = prepared(PUBLISH_SQL, params, using=using)
-    row.id = next(r[1] for r in rows if r[0] == "event")
+    row.id, row.stream_position = next((r[1], r[4]) for r in rows if r[0] == "event")
     row._state.adding, row._state.db = False, using
     dispatched = [Delivery(id=r[1], handler=r[2], queue=r[3]) for r in rows if r[0] == "dispatched"]
     return dispatched, any(r[0] == "pending" for r in rows)

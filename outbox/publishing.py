@@ -11,17 +11,22 @@ release. Without it, the event waits for the relay to fan it out.
 """
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connections
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from . import postgresql
 from .context import current_cause
 from .events import DomainEvent
-from .models import Delivery, OutboxEvent
+from .failures import ConcurrencyError
+from .models import Delivery, OutboxEvent, OutboxStream
 from .relay import kick_relay_on_commit, new_dispatch_token
 from .subscriptions import subscriptions
+
+STREAM_VERSION = "outbox_stream_version"  # the name the database's refusal carries (migration 0011)
 
 
 class PublishOutsideTransaction(RuntimeError):
@@ -33,6 +38,7 @@ def publish(
     *,
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
+    expected_version: int | None = None,
     using: str = "default",
 ) -> OutboxEvent:
     """Record ``event`` in the outbox as part of the current transaction.
@@ -40,6 +46,12 @@ def publish(
     Must run inside ``transaction.atomic()``: the event commits, or rolls
     back, with the state change that caused it. Correlation and causation
     default to the current cause (the event being handled, or the request).
+
+    The event takes the next position in its aggregate's stream
+    (``stream_position``). With ``expected_version`` (how many events the
+    writer saw in the stream) it takes position ``expected_version + 1`` or
+    none: if another writer appended first, :class:`~outbox.ConcurrencyError`
+    is raised, nothing is stored, and the transaction must roll back.
     """
     connection = connections[using]
     if not connection.in_atomic_block:
@@ -59,7 +71,13 @@ def publish(
         causation_id=causation_id or (cause and cause.causation_id),
         traceparent=cause.traceparent if cause else "",
         payload=event.model_dump(mode="json"),
+        stream_position=None if expected_version is None else expected_version + 1,
     )
+    with _stream_conflicts(row, expected_version):
+        return _append(row, using)
+
+
+def _append(row: OutboxEvent, using: str) -> OutboxEvent:
     if not settings.OUTBOX["DISPATCH_ON_COMMIT"]:
         _insert(row, using)
         kick_relay_on_commit(using)
@@ -76,11 +94,41 @@ def publish_all(events: list[DomainEvent], **kwargs: object) -> list[OutboxEvent
     return [publish(event, **kwargs) for event in events]
 
 
+@contextmanager
+def _stream_conflicts(row: OutboxEvent, expected_version: int | None) -> Iterator[None]:
+    """Turn the database's refusal of an append at a taken position into :class:`ConcurrencyError`."""
+    try:
+        yield
+    except OperationalError as exc:
+        cause = exc.__cause__
+        if expected_version is None or getattr(getattr(cause, "diag", None), "constraint_name", None) != STREAM_VERSION:
+            raise
+        detail = cause.diag.message_primary or ""
+        raise ConcurrencyError(row.aggregate_type, row.aggregate_id, expected_version, detail) from exc
+
+
 def _insert(row: OutboxEvent, using: str) -> None:
     if connections[using].vendor == "postgresql":
         postgresql.insert_event(row, using=using)  # the write path's one insert, without the ORM's 0.14 ms
     else:
+        _take_position(row, using)
         row.save(using=using, force_insert=True)
+
+
+def _take_position(row: OutboxEvent, using: str) -> None:
+    """Where no trigger keeps the streams (SQLite, which writes one transaction at a time): do it here."""
+    stream = (
+        OutboxStream.objects.using(using)
+        .filter(aggregate_type=row.aggregate_type, aggregate_id=row.aggregate_id)
+        .first()
+    )
+    head = stream.version if stream else 0
+    if row.stream_position is not None and row.stream_position != head + 1:
+        raise ConcurrencyError(row.aggregate_type, row.aggregate_id, row.stream_position - 1, f"it is at {head}")
+    row.stream_position = head + 1
+    OutboxStream.objects.using(using).update_or_create(
+        aggregate_type=row.aggregate_type, aggregate_id=row.aggregate_id, defaults={"version": head + 1}
+    )
 
 
 def _insert_dispatched(row: OutboxEvent, sends: "SendOnCommit", using: str) -> bool:
@@ -101,6 +149,7 @@ def _insert_portable(row: OutboxEvent, token: int, using: str) -> tuple[list[Del
     from .relay import deliveries_for
 
     row.relayed_at = row.occurred_at
+    _take_position(row, using)
     row.save(using=using, force_insert=True)
     blocked = {c.handler for c in breaker.blocked_circuits()} if subscriptions.for_type(row.type) else set()
     deliveries = Delivery.objects.using(using).bulk_create(deliveries_for(row, row.occurred_at, token, blocked))
