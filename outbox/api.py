@@ -376,16 +376,23 @@ class EventListApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         type = serializers.CharField(
-            required=False, max_length=200, help_text="Only events of this type, e.g. `orders.OrderConfirmed`."
+            required=False,
+            min_length=1,
+            max_length=200,
+            help_text="Only events of this type, e.g. `orders.OrderConfirmed`.",
         )
         correlation_id = serializers.UUIDField(
             required=False, help_text="Only this workflow's events (an order's whole life is one workflow)."
         )
         aggregate_type = serializers.CharField(
-            required=False, max_length=100, help_text="Only events of this kind of aggregate, e.g. `orders.Order`."
+            required=False,
+            min_length=1,
+            max_length=100,
+            help_text="Only events of this kind of aggregate, e.g. `orders.Order`.",
         )
         aggregate_id = serializers.CharField(
             required=False,
+            min_length=1,
             max_length=100,
             help_text="Only events of the aggregate with this id (an order's id, a SKU).",
         )
@@ -397,13 +404,17 @@ class EventListApi(APIView):
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            """Refuse a parameter no filter has: a misspelt filter must not quietly answer the whole log."""
-            unknown = sorted(set(self.initial_data) - set(self.fields) - PAGE_AND_FORMAT)
-            if unknown:
-                known = f"{', '.join(self.fields)} (and page, page_size)"
-                raise serializers.ValidationError(
-                    {name: [f"Unknown filter: the filters are {known}."] for name in unknown}
-                )
+            """Refuse a parameter no filter has, or a blank one: neither may quietly answer the whole log."""
+            known = f"{', '.join(self.fields)} (and page, page_size)"
+            errors = {
+                name: [f"Unknown filter: the filters are {known}."]
+                for name in sorted(set(self.initial_data) - set(self.fields) - PAGE_AND_FORMAT)
+            }
+            for name in self.fields:
+                if self.initial_data.get(name) == "":  # DRF skips a blank optional field as if it were absent
+                    errors[name] = ["Blank: give a value, or leave the filter out."]
+            if errors:
+                raise serializers.ValidationError(errors)
             if "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
                 raise serializers.ValidationError({"until": ["`until` must be later than `since`: the span is empty."]})
             return attrs

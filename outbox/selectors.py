@@ -296,8 +296,8 @@ class HandlerRun:
 
     delivery: Delivery
     # From the event's occurred_at (set as its transaction wrote it, just before that commits) to the
-    # delivery's finished_at (the database's clock as the handler's transaction marked it done or dead);
-    # None while it is unfinished.
+    # delivery's finished_at (the database's now() in the transaction that marked it done with the handler's
+    # effects, i.e. when that began; or when it died); None while it is unfinished.
     took: timedelta | None
     failed_attempts: int  # only the last one's error is kept: Delivery.last_error, error_type
 

@@ -180,7 +180,7 @@ def test_the_trace_of_a_workflow_prints_each_event_under_its_cause_with_its_hand
     assert events[0].endswith(f"event {flow.root.event_id} caused by {flow.request_id}")
     assert "caused by" not in events[1]
     # and each handler's run, with the time from the event to done and the last failed attempt's error
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n"
     assert re.search(r"\n      -> probe\.flaky: done, 3 attempts, took \d+\.\d ms, started .*, finished ", text)
     assert "\n         ! 2 failed attempts; the last [RuntimeError]: RuntimeError: flaky, 2 more\n" in text
     assert re.search(r"\n      -> probe\.breakable: dead, 3 attempts, took \d+\.\d ms, finished ", text)

@@ -19,9 +19,10 @@ class Command(BaseCommand):
         "every handler it was delivered to: status, attempts, when the last attempt started and finished, how "
         "long the hop took, and the error of the last failed attempt (the only one kept). A hop runs from the "
         "event's occurred_at, set as its transaction wrote it (it commits just after), to the delivery's "
-        "finished_at, the database's clock when the handler's transaction marked it done (committing with the "
-        "handler's effects) or dead. Times are UTC. Given an event id, print the chain of events that led to it "
-        "and the tree of what it caused. An id that names nothing exits with 2."
+        "finished_at, the database's now() in the transaction that marked it done with the handler's effects (so "
+        "when that transaction began: the handler's own run is not counted) or dead. Times are UTC. Given an "
+        "event id, print the chain of events that led to it and the tree of what it caused. An id that names "
+        "nothing exits with 2."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
