@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from orders import urls as orders_urls
 from orders import views as orders_views
+from outbox import urls as outbox_urls
 
 from . import views
 from .api.auth import TokenCreateApi
@@ -22,6 +23,7 @@ urlpatterns = [
     ),
     path("api/auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("api/outbox/", include("outbox.urls", namespace="outbox-api")),
+    path("api/events/", include(outbox_urls.event_patterns)),
     path("api/", include("inventory.urls", namespace="inventory-api")),  # products/, inventory/<sku>/
     path("api/orders/", include(orders_urls.api_patterns)),
     path("orders/", include(orders_urls.page_patterns)),

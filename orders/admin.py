@@ -1,5 +1,5 @@
-"""Admin for orders: filter by status and date, search by id and customer, lines inline, the saga's state and
-the event timeline with each event's deliveries; and the saga instances on their own.
+"""Admin for orders: filter by status and date, search by id and customer, lines inline, the saga's state,
+the event timeline with each event's deliveries and the causal tree; and the saga instances on their own.
 
 Orders change only through services: the one action, cancel, calls ``order_cancel``
 and needs the permission to change orders.
@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from outbox.admin import ReadOnlyAdmin
+from outbox.admin import ReadOnlyAdmin, causal_tree_html
 from outbox.models import Delivery, OutboxEvent
 from outbox.selectors import deliveries_held
 
@@ -68,6 +68,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "cancelled_at",
         "shipped_at",
         "timeline",
+        "trace",
     )
     exclude = ("payment_token",)
     inlines = [OrderLineInline, OrderSagaInline]
@@ -94,6 +95,11 @@ class OrderAdmin(ReadOnlyAdmin):
             "<th>caused by</th><th>deliveries</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+    @admin.display(description="causal tree (each event under the one that caused it, with its handlers' runs)")
+    def trace(self, obj: Order) -> str:
+        """As ``manage.py outbox_trace <order id>`` prints it; a hop's time runs from the event's writing to done."""
+        return causal_tree_html(obj.correlation_id)
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_order")

@@ -25,8 +25,8 @@ from config.api.errors import Conflict, Unprocessable
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
 from inventory.selectors import catalogue_prices
-from outbox.selectors import deliveries_held
-from outbox.serializers import DeliverySummarySerializer, EventEnvelopeSerializer
+from outbox.selectors import caused_events, deliveries_held
+from outbox.serializers import CausedEventsSerializer, DeliverySummarySerializer
 
 from . import selectors, services
 from .models import (
@@ -374,12 +374,14 @@ class OrderEventListApi(APIView):
     """The events of the order's life, from every context, in causal order, each with its deliveries.
 
     The first is `orders.OrderPlaced`; each later one was caused by an earlier
-    one (`causation_id`), and all share the order's `correlation_id`.
+    one (`causation_id`), and all share the order's `correlation_id`. Each
+    names the events it caused (`children`): with `causation_id`, the order's
+    causal tree, whichever page each event is on.
     """
 
     pagination_class = Pagination
 
-    class OutputSerializer(EventEnvelopeSerializer):
+    class OutputSerializer(CausedEventsSerializer):
         deliveries = DeliverySummarySerializer(
             many=True, help_text="One per handler subscribed to the event: which context handled it, and how."
         )
@@ -395,7 +397,8 @@ class OrderEventListApi(APIView):
         paginator = self.pagination_class()
         events = paginator.paginate_queryset(selectors.order_timeline(order_id=order.id), request, view=self)
         holds = deliveries_held(delivery_ids=[d.id for event in events for d in event.deliveries.all()])
-        return paginator.get_paginated_response(self.OutputSerializer(events, many=True, context={"holds": holds}).data)
+        context = {"holds": holds, "children": caused_events(events)}
+        return paginator.get_paginated_response(self.OutputSerializer(events, many=True, context=context).data)
 
 
 def _visible_order(request: Request, order_id: UUID) -> Order:

@@ -92,6 +92,11 @@ def order_visible_to(*, user: User, order_id: UUID) -> Order | None:
     return orders_visible_to(user=user).filter(pk=order_id).first()
 
 
+def order_correlation_id(*, order_id: UUID) -> UUID | None:
+    """The workflow of the order's whole life, or None when there is no such order: traces resolve order ids by it."""
+    return Order.objects.filter(pk=order_id).values_list("correlation_id", flat=True).first()
+
+
 def order_timeline(*, order_id: UUID) -> QuerySet[OutboxEvent]:
     """Every event of the order's life, from every context, in the order they were written.
 
@@ -100,7 +105,7 @@ def order_timeline(*, order_id: UUID) -> QuerySet[OutboxEvent]:
     of its cause, which ran after the cause committed. Each event comes with
     its deliveries (one per subscribed handler), in the order they were made.
     """
-    correlation_id = Order.objects.filter(pk=order_id).values_list("correlation_id", flat=True).first()
+    correlation_id = order_correlation_id(order_id=order_id)
     deliveries = Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))
     return OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
 

@@ -1,4 +1,5 @@
-"""Admin for the event log, deliveries and the dead-letter queue.
+"""Admin for the event log (each event's page shows its workflow's causal tree), deliveries and the dead-letter
+queue.
 
 Events are read-only. Retry and discard call the outbox services and need
 the ``outbox.retry_delivery`` permission, not merely staff status. Dead
@@ -6,12 +7,14 @@ letters can also be seen, retried and discarded by cause (Grouped by cause).
 """
 
 import json
+from uuid import UUID
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -37,6 +40,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 def pretty_json(value: object) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+TREE_SHOWN = 500  # events of a workflow on an admin page; outbox_trace prints them all
+
+
+def causal_tree_html(correlation_id: UUID, *, marked: UUID | None = None) -> str:
+    """A workflow's causal tree (``selectors.causal_tree``) for an admin page, as ``outbox_trace`` prints it.
+
+    Each event is indented under its cause, with each handler's run: status,
+    attempts, the hop's time, the last failed attempt's error. A flat list of
+    rows, not nested templates: a deep workflow cannot exhaust the stack.
+    """
+    roots = selectors.causal_tree(correlation_id=correlation_id, limit=TREE_SHOWN)
+    rows = [(depth, node) for root in roots for depth, node in root.walk()]
+    if not rows:
+        return "-"
+    size = selectors.workflow_size(correlation_id=correlation_id) if len(rows) == TREE_SHOWN else len(rows)
+    context = {"rows": rows, "marked": marked, "size": size, "correlation_id": correlation_id}
+    return render_to_string("admin/outbox/causal_tree.html", context)
 
 
 class DeliveryInline(admin.TabularInline):
@@ -141,6 +163,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         "traceparent",
         "relayed_at",
         "payload_pretty",
+        "workflow",
     )
     exclude = ("payload",)
     inlines = [DeliveryInline]
@@ -152,6 +175,10 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, obj: OutboxEvent) -> str:
         return pretty_json(obj.payload)
+
+    @admin.display(description="workflow (its causal tree)")
+    def workflow(self, obj: OutboxEvent) -> str:
+        return causal_tree_html(obj.correlation_id, marked=obj.event_id)
 
     @admin.display(description="deliveries")
     def delivery_summary(self, obj: OutboxEvent) -> str:

@@ -1,4 +1,5 @@
-"""The dead-letter queue over REST: staff see it; retry and discard need ``outbox.retry_delivery``.
+"""The outbox over REST: the dead-letter queue (staff see it; retry and discard need ``outbox.retry_delivery``)
+and a search of the event log (``outbox.view_outboxevent``).
 
 One API class per operation; each parses, calls one outbox selector or
 service, and renders.
@@ -12,9 +13,11 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from config.api.errors import Conflict
+from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
 from config.api.permissions import IsStaff, has_perm
 from config.api.schema import error_responses
@@ -22,7 +25,7 @@ from config.api.schema import error_responses
 from . import selectors, services
 from .models import Delivery
 from .selectors import DeadLetterGroup
-from .serializers import EventEnvelopeSerializer
+from .serializers import CausedEventsSerializer, DeliverySummarySerializer, EventEnvelopeSerializer
 
 CanRetryDeliveries = has_perm(
     "outbox.retry_delivery",
@@ -32,6 +35,11 @@ CanDiscardDeliveries = has_perm(
     "outbox.retry_delivery",
     "Discarding dead deliveries needs the outbox.retry_delivery permission, not only staff status.",
 )
+CanViewEvents = has_perm(
+    "outbox.view_outboxevent",
+    "Searching the event log needs the outbox.view_outboxevent permission, not only staff status.",
+)
+PAGE_AND_FORMAT = {"page", "page_size", api_settings.URL_FORMAT_OVERRIDE}
 MAX_ID = 2**63 - 1  # the largest bigint: an id past it names no row
 DELIVERY_ID = OpenApiParameter("delivery_id", int, OpenApiParameter.PATH, description="The delivery's id.")
 GROUP_ID = OpenApiParameter(
@@ -351,3 +359,91 @@ def _why_not(delivery: Delivery, done: str) -> str:
         f"Delivery {delivery.id} was discarded at {delivery.resolved_at:%Y-%m-%d %H:%M:%S} UTC "
         f"and is kept only as a record; it cannot be {done}."
     )
+
+
+class EventListApi(APIView):
+    """Search the event log: the events that match every filter given, oldest first.
+
+    Each comes with its deliveries and the events it caused (`children`): with
+    `causation_id`, the edges of its workflow's causal tree. Filter by
+    `correlation_id`, or by `aggregate_type` with `aggregate_id`, to read one
+    workflow or one aggregate's stream quickly; `type` and the time span alone
+    read the whole log.
+    """
+
+    permission_classes = [IsStaff, CanViewEvents]
+    pagination_class = Pagination
+
+    class FilterSerializer(serializers.Serializer):
+        type = serializers.CharField(
+            required=False,
+            min_length=1,
+            max_length=200,
+            help_text="Only events of this type, e.g. `orders.OrderConfirmed`.",
+        )
+        correlation_id = serializers.UUIDField(
+            required=False, help_text="Only this workflow's events (an order's whole life is one workflow)."
+        )
+        aggregate_type = serializers.CharField(
+            required=False,
+            min_length=1,
+            max_length=100,
+            help_text="Only events of this kind of aggregate, e.g. `orders.Order`.",
+        )
+        aggregate_id = serializers.CharField(
+            required=False,
+            min_length=1,
+            max_length=100,
+            help_text="Only events of the aggregate with this id (an order's id, a SKU).",
+        )
+        since = AwareDateTimeField(
+            required=False, help_text=f"Only events that occurred at or after this time: {AS_OF_FORMAT}."
+        )
+        until = AwareDateTimeField(
+            required=False, help_text=f"Only events that occurred before this time: {AS_OF_FORMAT}."
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            """Refuse a parameter no filter has, or a blank one: neither may quietly answer the whole log."""
+            known = f"{', '.join(self.fields)} (and page, page_size)"
+            errors = {
+                name: [f"Unknown filter: the filters are {known}."]
+                for name in sorted(set(self.initial_data) - set(self.fields) - PAGE_AND_FORMAT)
+            }
+            for name in self.fields:
+                if self.initial_data.get(name) == "":  # DRF skips a blank optional field as if it were absent
+                    errors[name] = ["Blank: give a value, or leave the filter out."]
+            if errors:
+                raise serializers.ValidationError(errors)
+            if "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
+                raise serializers.ValidationError({"until": ["`until` must be later than `since`: the span is empty."]})
+            return attrs
+
+    class OutputSerializer(CausedEventsSerializer):
+        position = serializers.IntegerField(
+            source="id", help_text="The event's place in the whole log: increasing, with gaps."
+        )
+        relayed_at = serializers.DateTimeField(
+            allow_null=True, help_text="When its deliveries were made; null while it waits for the relay."
+        )
+        deliveries = DeliverySummarySerializer(many=True, help_text="One per handler subscribed to the event.")
+
+        class Meta:
+            ref_name = "LoggedEvent"
+
+    @extend_schema(
+        operation_id="events_list",
+        tags=["events"],
+        parameters=[FilterSerializer],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        found = dict(filters.validated_data)
+        events = selectors.events_search(event_type=found.pop("type", None), **found)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(events, request, view=self)
+        holds = selectors.deliveries_held(delivery_ids=[d.id for event in page for d in event.deliveries.all()])
+        context = {"holds": holds, "children": selectors.caused_events(page)}
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True, context=context).data)

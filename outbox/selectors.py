@@ -1,16 +1,20 @@
-"""Read-side queries over the outbox: status per handler, the dead-letter queue, held deliveries."""
+"""Read-side queries over the outbox: status per handler, the dead-letter queue, held deliveries, the event log
+and the causal tree of a workflow."""
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Delivery
+from .models import Delivery, OutboxEvent
 from .subscriptions import subscriptions
+from .tracing import workflow_resolvers
 
 Status = Delivery.Status
 
@@ -232,3 +236,163 @@ def _holding() -> QuerySet[Delivery]:
 
 def _stopping_handlers() -> list[str]:
     return sorted(s.name for s in subscriptions.all() if s.ordered and s.on_dead == "stop")
+
+
+# The event log and the causal tree of a workflow ---------------------------------------------------------------
+
+
+def events_search(
+    *,
+    event_type: str | None = None,
+    correlation_id: UUID | None = None,
+    aggregate_type: str | None = None,
+    aggregate_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[OutboxEvent]:
+    """The stored events that match every filter given, in log order, each with its deliveries.
+
+    ``since`` is inclusive and ``until`` exclusive, on ``occurred_at``. A
+    correlation id, or an aggregate type with its id, is served by an index;
+    a type or a time span alone reads the whole log (no index is kept for
+    them: every one would cost the write path).
+    """
+    filters = {
+        "type": event_type,
+        "correlation_id": correlation_id,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "occurred_at__gte": since,
+        "occurred_at__lt": until,
+    }
+    events = OutboxEvent.objects.filter(**{name: value for name, value in filters.items() if value is not None})
+    return events.prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))).order_by("id")
+
+
+def caused_events(events: Sequence[OutboxEvent]) -> dict[UUID, list[UUID]]:
+    """For each of ``events``, the ids of the events it caused in its workflow, in log order.
+
+    One query, on the correlation index (``causation_id`` has none: the
+    events an event causes carry its correlation id).
+    """
+    found: dict[UUID, list[UUID]] = {event.event_id: [] for event in events}
+    if not events:
+        return found
+    rows = (
+        OutboxEvent.objects.filter(
+            correlation_id__in={event.correlation_id for event in events}, causation_id__in=list(found)
+        )
+        .order_by("id")
+        .values_list("causation_id", "event_id")
+    )
+    for cause, event_id in rows:
+        found[cause].append(event_id)
+    return found
+
+
+@dataclass(frozen=True)
+class HandlerRun:
+    """One delivery of a traced event: the handler, its status and attempts, and how long it took."""
+
+    delivery: Delivery
+    # From the event's occurred_at (set as its transaction wrote it, just before that commits) to the
+    # delivery's finished_at (the database's now() in the transaction that marked it done with the handler's
+    # effects, i.e. when that began; or when it died); None while it is unfinished.
+    took: timedelta | None
+    failed_attempts: int  # only the last one's error is kept: Delivery.last_error, error_type
+
+    @property
+    def took_ms(self) -> float | None:
+        return self.took.total_seconds() * 1000 if self.took is not None else None
+
+
+@dataclass(frozen=True)
+class TraceNode:
+    """One event of a workflow, its handlers' runs, and the events it caused (``children``, in log order)."""
+
+    event: OutboxEvent
+    runs: tuple[HandlerRun, ...]
+    children: tuple["TraceNode", ...]
+
+    def walk(self) -> Iterator[tuple[int, "TraceNode"]]:
+        """This node and every node under it, depth first in log order, each with its depth below this one."""
+        stack = [(0, self)]
+        while stack:
+            depth, node = stack.pop()
+            yield depth, node
+            stack.extend((depth + 1, child) for child in reversed(node.children))
+
+    def path_to(self, event_id: UUID) -> list["TraceNode"] | None:
+        """The nodes from this one down to the event's (both included), or None when it is not under this one."""
+        path: list[TraceNode] = []
+        for depth, node in self.walk():
+            del path[depth:]
+            path.append(node)
+            if node.event.event_id == event_id:
+                return path
+        return None
+
+
+def causal_tree(*, correlation_id: UUID, limit: int | None = None) -> list[TraceNode]:
+    """The workflow's events (the first ``limit`` in the log, or all) as trees, each under the one that caused it.
+
+    The roots, in log order, are the events whose cause (``causation_id``) is
+    outside the workflow: a request, or nothing. An event is counted its
+    cause's child only if the cause is earlier in the log, as every real cause
+    is: a corrupted link can then hide no event in a cycle, and the first
+    ``limit`` events are whole trees. Two queries, on the correlation index
+    and the deliveries' (event, handler) index.
+    """
+    deliveries = Prefetch("deliveries", queryset=Delivery.objects.defer("traceback").order_by("id"))
+    events = OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
+    events = list(events[:limit] if limit is not None else events)
+    position = {event.event_id: event.id for event in events}
+    caused: dict[UUID, list[OutboxEvent]] = defaultdict(list)
+    roots = []
+    for event in events:
+        if position.get(event.causation_id, event.id) < event.id:
+            caused[event.causation_id].append(event)
+        else:
+            roots.append(event)
+    nodes: dict[UUID, TraceNode] = {}
+    for event in reversed(events):  # children, later in the log, are built before their causes: no recursion
+        runs = tuple(_run(event, delivery) for delivery in event.deliveries.all())
+        nodes[event.event_id] = TraceNode(event, runs, tuple(nodes[child.event_id] for child in caused[event.event_id]))
+    return [nodes[event.event_id] for event in roots]
+
+
+def _run(event: OutboxEvent, delivery: Delivery) -> HandlerRun:
+    took = delivery.finished_at - event.occurred_at if delivery.finished_at else None
+    if delivery.status == Status.DONE or (delivery.status == Status.DISPATCHED and delivery.started_at):
+        failed = max(0, delivery.attempts - 1)  # the last attempt succeeded, or is running
+    else:
+        failed = delivery.attempts
+    return HandlerRun(delivery, took, failed)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The workflow an id names; for an event id, also that event."""
+
+    correlation_id: UUID
+    named_by: str  # what the id is the id of: "event", "workflow", or a resolver's name ("order")
+    event_id: UUID | None = None
+
+
+def workflow_named(*, ident: UUID) -> Workflow | None:
+    """The workflow ``ident`` names: an event's, a correlation id, or what a registered resolver maps it to."""
+    correlation_id = OutboxEvent.objects.filter(event_id=ident).values_list("correlation_id", flat=True).first()
+    if correlation_id is not None:
+        return Workflow(correlation_id, "event", event_id=ident)
+    if OutboxEvent.objects.filter(correlation_id=ident).exists():
+        return Workflow(ident, "workflow")
+    for resolver in workflow_resolvers.all():
+        correlation_id = resolver.resolve(ident)
+        if correlation_id is not None:
+            return Workflow(correlation_id, resolver.name)
+    return None
+
+
+def workflow_size(*, correlation_id: UUID) -> int:
+    """How many events the workflow has (on the correlation index)."""
+    return OutboxEvent.objects.filter(correlation_id=correlation_id).count()

@@ -1,9 +1,11 @@
 """How the outbox's records look in the REST API; shared by every view that shows events."""
 
+from uuid import UUID
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Delivery
+from .models import Delivery, OutboxEvent
 
 
 class EventEnvelopeSerializer(serializers.Serializer):
@@ -62,3 +64,20 @@ class DeliverySummarySerializer(serializers.Serializer):
     def get_held_by(self, delivery: Delivery) -> dict | None:
         holder = self.context.get("holds", {}).get(delivery.id)
         return HeldBySerializer(holder).data if holder else None
+
+
+class CausedEventsSerializer(EventEnvelopeSerializer):
+    """An event with the ids of the events it caused: with ``causation_id``, the edges of its workflow's tree.
+
+    ``children`` is read from the context's ``children`` (``outbox.selectors.caused_events``
+    of the events shown), so that a page costs one query for all of them.
+    """
+
+    children = serializers.SerializerMethodField(
+        help_text="The `event_id`s of the events it caused (whose `causation_id` is its `event_id`), oldest first; "
+        "with `causation_id` they are the edges of the workflow's causal tree."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_children(self, event: OutboxEvent) -> list[UUID]:
+        return self.context.get("children", {}).get(event.event_id, [])

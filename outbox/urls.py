@@ -1,3 +1,6 @@
+"""The outbox's REST routes: ``urlpatterns`` under /api/outbox/ (the dead-letter queue), ``event_patterns`` under
+/api/events/ (the event log)."""
+
 from django.urls import path
 
 from . import api
@@ -19,3 +22,5 @@ urlpatterns = [
         name="dead-letter-group-discard",
     ),
 ]
+
+event_patterns = ([path("", api.EventListApi.as_view(), name="event-list")], "events-api")

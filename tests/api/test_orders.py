@@ -746,6 +746,7 @@ def test_the_owner_reads_the_orders_events_in_causal_order_with_their_deliveries
         "correlation_id": str(order.correlation_id),
         "causation_id": str(placed.causation_id) if placed.causation_id else None,
         "payload": placed.payload,
+        "children": [],  # the confirmation was the customer's doing, not the placing's
         "deliveries": [],  # nobody subscribes to OrderPlaced
     }
     assert body["results"][1]["type"] == "orders.OrderConfirmed"

@@ -15,7 +15,7 @@ from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
 
-PHASE_ONE_ROUTES = r"^/api/(auth|outbox)/"
+PHASE_ONE_ROUTES = r"^/api/(auth|outbox|events)/"
 
 
 def test_the_schema_is_valid_openapi_without_warnings():
@@ -87,17 +87,19 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
 
 @pytest.fixture
 def operator_headers(db, make_delivery, in_process_requests) -> dict[str, str]:
-    """Staff allowed to retry, with a dead letter to list and retry."""
+    """Staff allowed to retry and to read the event log, with a dead letter to list and retry."""
     make_delivery()
-    operator = make_user("schema-operator", staff=True, perms=("outbox.retry_delivery",))
+    operator = make_user("schema-operator", staff=True, perms=("outbox.retry_delivery", "outbox.view_outboxevent"))
     return {"Authorization": f"Token {Token.objects.create(user=operator).key}"}
 
 
-# Well-formed credentials that match no user are a 400 by contract, and so is a handler filter with a
-# NUL character in it; the acceptance check would call both failures.
+# Well-formed credentials that match no user are a 400 by contract, and so is a handler or type filter with a
+# NUL character in it, and a span whose `until` is not after its `since`; the acceptance check would call them
+# failures.
 WELL_FORMED_MAY_BE_REFUSED = {
     ("POST", "/api/auth/token/"): [checks.positive_data_acceptance],
     ("GET", "/api/outbox/dead-letters/"): [checks.positive_data_acceptance],
+    ("GET", "/api/events/"): [checks.positive_data_acceptance],
 }
 
 
@@ -108,3 +110,16 @@ def test_the_api_answers_as_its_schema_says(case, operator_headers):
     # when a generated request is sent as staff: then no 5xx, and status, headers and body are as documented
     excluded = WELL_FORMED_MAY_BE_REFUSED.get((case.method.upper(), case.path), [])
     case.call_and_validate(headers=operator_headers, excluded_checks=excluded)
+
+
+def test_searching_the_event_log_documents_its_filters_and_who_may():
+    search = _operations()["/api/events/"]["get"]
+    names = {p["name"] for p in search["parameters"]}
+    assert names == {"type", "correlation_id", "aggregate_type", "aggregate_id", "since", "until", "page", "page_size"}
+    assert {"400", "401", "403"} <= search["responses"].keys()
+    assert "children" in _schema()["components"]["schemas"]["LoggedEvent"]["properties"]
+    assert "children" in _schema()["components"]["schemas"]["OrderEvent"]["properties"]
+
+
+def _schema() -> dict:
+    return APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
