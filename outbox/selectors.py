@@ -1,15 +1,16 @@
-"""Read-side queries over the outbox: status per handler, the dead-letter queue, held deliveries."""
+"""Read-side queries over the outbox: status per handler, the dead-letter queue, held deliveries, the log."""
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Delivery
+from .models import Delivery, OutboxEvent
 from .subscriptions import subscriptions
 
 Status = Delivery.Status
@@ -232,3 +233,18 @@ def _holding() -> QuerySet[Delivery]:
 
 def _stopping_handlers() -> list[str]:
     return sorted(s.name for s in subscriptions.all() if s.ordered and s.on_dead == "stop")
+
+
+# The event log ------------------------------------------------------------------------------------------------
+
+
+def correlation_events(*, correlation_id: UUID, types: Collection[str] | None = None) -> QuerySet[OutboxEvent]:
+    """The events of one workflow (only those of ``types``, when given), in the order they were written.
+
+    Served by the ``outbox_event_correlation`` index: one workflow's events
+    cost the same however long the log.
+    """
+    events = OutboxEvent.objects.filter(correlation_id=correlation_id)
+    if types is not None:
+        events = events.filter(type__in=sorted(types))
+    return events.order_by("id")
