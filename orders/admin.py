@@ -1,13 +1,18 @@
 """Admin for orders: filter by status and date, search by id and customer, lines inline, the saga's state,
-the event timeline with each event's deliveries and the causal tree; and the saga instances on their own.
+the event timeline with each event's deliveries and the causal tree; the order as it was at a chosen time
+(``?as_of=``, rebuilt from its events); and the saga instances on their own.
 
 Orders change only through services: the one action, cancel, calls ``order_cancel``
 and needs the permission to change orders.
 """
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -16,6 +21,7 @@ from outbox.models import Delivery, OutboxEvent
 from outbox.selectors import deliveries_held
 
 from . import selectors
+from .forms import AsOfForm
 from .models import Order, OrderError, OrderLine, OrderSaga
 from .services import order_cancel
 
@@ -92,7 +98,7 @@ class OrderAdmin(ReadOnlyAdmin):
         rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(event, types, holds),) for event in events))
         return format_html(
             '<table class="order-timeline"><thead><tr><th>event</th><th>occurred at (UTC)</th><th>type</th>'
-            "<th>caused by</th><th>deliveries</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>caused by</th><th>deliveries</th><th>the order then</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 
@@ -100,6 +106,23 @@ class OrderAdmin(ReadOnlyAdmin):
     def trace(self, obj: Order) -> str:
         """As ``manage.py outbox_trace <order id>`` prints it; a hop's time runs from the event's writing to done."""
         return causal_tree_html(obj.correlation_id)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The order's page; with ``?as_of=<time>``, a read-only panel of the order as it was at that time."""
+        extra_context = {**(extra_context or {}), **self._as_of_context(request, object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _as_of_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        form = AsOfForm(request.GET if "as_of" in request.GET else None)
+        if not form.is_valid():
+            return {"as_of_form": form}
+        order = self.get_object(request, unquote(object_id))
+        if order is None or not self.has_view_or_change_permission(request, order):
+            return {"as_of_form": form}  # the page itself says why
+        at = form.cleaned_data["as_of"]
+        return {"as_of_form": form, "as_of": at, "as_of_snapshot": selectors.order_as_of(order=order, at=at)}
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_order")
@@ -120,7 +143,8 @@ class OrderAdmin(ReadOnlyAdmin):
 
 def _event_cells(event: OutboxEvent, types: dict, holds: dict[int, Delivery]) -> str:
     return format_html(
-        '<td><a href="{}">#{}</a></td><td>{}</td><td><b>{}</b> v{}</td><td>{}</td><td>{}</td>',
+        '<td><a href="{}">#{}</a></td><td>{}</td><td><b>{}</b> v{}</td><td>{}</td><td>{}</td>'
+        '<td><a href="?{}">as of this event</a></td>',
         reverse("admin:outbox_outboxevent_change", args=[event.id]),
         event.id,
         event.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
@@ -128,6 +152,7 @@ def _event_cells(event: OutboxEvent, types: dict, holds: dict[int, Delivery]) ->
         event.version,
         types.get(event.causation_id, event.causation_id or "-"),
         _deliveries(list(event.deliveries.all()), holds),
+        urlencode({"as_of": event.occurred_at.isoformat()}),
     )
 
 

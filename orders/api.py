@@ -6,6 +6,8 @@ not exist (404), never as forbidden: a customer learns nothing about another's
 orders, not even that they exist.
 """
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +15,7 @@ from django.db import transaction
 from django.urls import reverse
 from django_countries import countries
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -21,7 +23,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api.errors import Conflict, Unprocessable
+from config.api.errors import Conflict, ErrorSerializer, InvalidInputSerializer, Unprocessable
+from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
 from inventory.selectors import catalogue_prices
@@ -146,8 +149,22 @@ class OrderSerializer(serializers.Serializer):
     class Meta:
         ref_name = "Order"
 
-    def to_representation(self, order: Order) -> dict[str, Any]:
-        return super().to_representation(_order_view(order))
+    def to_representation(self, order: Order | Mapping[str, Any]) -> dict[str, Any]:
+        """An order, or the fields of one already gathered (:func:`_snapshot_view`)."""
+        return super().to_representation(order if isinstance(order, Mapping) else _order_view(order))
+
+
+class OrderDetailSerializer(OrderSerializer):
+    """An order now, or as it was at the time asked for with `as_of`."""
+
+    as_of = serializers.DateTimeField(
+        required=False,
+        help_text="Only when `as_of` was asked for: the time this is the order as of, in UTC "
+        "(now, when the time asked for is in the future).",
+    )
+
+    class Meta:
+        ref_name = "OrderDetail"
 
 
 def _order_view(order: Order) -> dict[str, Any]:
@@ -167,6 +184,30 @@ def _order_view(order: Order) -> dict[str, Any]:
         "cancelled_at": order.cancelled_at,
         "shipped_at": order.shipped_at,
         "cancel_reason": order.cancel_reason if order.status == Order.Status.CANCELLED else None,
+    }
+
+
+def _snapshot_view(order: Order, snapshot: selectors.OrderSnapshot) -> dict[str, Any]:
+    """The order as of a time, as the fields of :class:`OrderDetailSerializer`."""
+    return {
+        "id": snapshot.id,
+        "status": snapshot.status,
+        "customer": order.customer.get_username(),
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price.amount}
+            for line in snapshot.lines
+        ],
+        "total": {"amount": snapshot.total.amount, "currency": snapshot.total.currency},
+        "payment_status": snapshot.payment_status,
+        "inventory_status": snapshot.inventory_status,
+        "shipment": snapshot.shipment,
+        "shipping_address": snapshot.shipping_address,
+        "created_at": snapshot.created_at,
+        "confirmed_at": snapshot.confirmed_at,
+        "cancelled_at": snapshot.cancelled_at,
+        "shipped_at": snapshot.shipped_at,
+        "cancel_reason": snapshot.cancel_reason,
+        "as_of": snapshot.as_of,
     }
 
 
@@ -291,12 +332,88 @@ class OrderCollectionApi(OrderPlaceApi, OrderListApi):
     """``/api/orders/``: two operations on one path, GET (:class:`OrderListApi`) and POST (:class:`OrderPlaceApi`)."""
 
 
-class OrderDetailApi(APIView):
-    """One order: its lines, total, and how far payment, stock and shipment have got."""
+# What a bad or too early `as_of` answers (GET /api/orders/{id}/?as_of=).
+AS_OF_ERRORS = {
+    400: OpenApiResponse(
+        InvalidInputSerializer,
+        description="`as_of` is not an ISO 8601 date and time with a UTC offset, or is out of range: nothing was read.",
+        examples=[
+            OpenApiExample(
+                "malformed as_of",
+                value={
+                    "detail": f"Invalid input: as_of: {AwareDateTimeField.default_error_messages['invalid']}",
+                    "code": "invalid",
+                    "errors": {"as_of": [AwareDateTimeField.default_error_messages["invalid"]]},
+                },
+                status_codes=[400],
+                response_only=True,
+            )
+        ],
+    ),
+    404: OpenApiResponse(
+        ErrorSerializer,
+        description="No such order (or not yours to see); or, with `as_of`, the order did not exist yet at that time.",
+        examples=[
+            OpenApiExample(
+                "before the order was created",
+                value={
+                    "detail": "Order 0b8e5c1e-6f0a-4a57-9d1e-4c8a1f0e2b3d did not exist yet at "
+                    "2026-03-01T12:00:00Z: it was created at 2026-03-02T09:30:00.123456Z.",
+                    "code": "not_found",
+                },
+                status_codes=[404],
+                response_only=True,
+            )
+        ],
+    ),
+}
 
-    @extend_schema(operation_id="orders_retrieve", tags=["orders"], parameters=[ORDER_ID], responses=OrderSerializer)
+
+class OrderDetailApi(APIView):
+    """One order: its lines, total, and how far payment, stock and shipment have got; now, or at a past time.
+
+    With `as_of`, the order as it was then, rebuilt from its events: the same
+    fields, and `as_of`. A change of the order itself (confirmed, cancelled,
+    shipped) counts from the time the order gives for it (`confirmed_at`...);
+    what payments, inventory and shipping did, from the time their event was
+    recorded. An answer for the last moments may still change, as transactions
+    in progress then commit.
+    """
+
+    class FilterSerializer(serializers.Serializer):
+        as_of = AwareDateTimeField(
+            required=False,
+            help_text=f"The order as it was at this time: {AS_OF_FORMAT}. Without it, or in the future, now. "
+            "A time without a UTC offset is refused (400), never taken as UTC; "
+            "a time before the order was created is a 404.",
+        )
+
+    @extend_schema(
+        operation_id="orders_retrieve",
+        tags=["orders"],
+        parameters=[ORDER_ID, FilterSerializer],
+        responses={
+            200: OrderDetailSerializer,
+            **AS_OF_ERRORS,
+        },
+    )
     def get(self, request: Request, order_id: UUID) -> Response:
-        return Response(OrderSerializer(_visible_order(request, order_id)).data)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        order = _visible_order(request, order_id)
+        if "as_of" not in filters.validated_data:
+            return Response(OrderDetailSerializer(order).data)
+        at = filters.validated_data["as_of"]
+        snapshot = selectors.order_as_of(order=order, at=at)
+        if snapshot is None:
+            raise NotFound(
+                f"Order {order.id} did not exist yet at {_iso(at)}: it was created at {_iso(order.created_at)}."
+            )
+        return Response(OrderDetailSerializer(_snapshot_view(order, snapshot)).data)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class OrderConfirmApi(APIView):

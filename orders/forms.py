@@ -1,8 +1,10 @@
-"""The shop's order forms: lines (a formset of fixed rows), address and payment token; and a cancellation.
+"""The shop's order forms: lines (a formset of fixed rows), address and payment token; a cancellation; and the
+admin's choice of a time to see an order as of.
 
 Forms parse and check what a person typed; the orders services decide.
 """
 
+import datetime as dt
 from collections.abc import Sequence
 
 from django import forms
@@ -106,3 +108,22 @@ class CancelForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 40}),
         help_text="Kept on the order and told to the customer.",
     )
+
+
+class AsOfForm(forms.Form):
+    """The time staff pick to see an order as it was then (the admin's order page, ``?as_of=``)."""
+
+    EXAMPLE = "2026-03-01 12:00:00 or 2026-03-01T13:00:00.250+01:00"
+
+    as_of = forms.DateTimeField(
+        label="As of",
+        help_text=f"A date and time, e.g. {EXAMPLE}: UTC, unless it gives its offset.",
+        error_messages={"invalid": f"Give a date and time, e.g. {EXAMPLE}."},
+        widget=forms.DateTimeInput(attrs={"size": 32, "placeholder": "2026-03-01 12:00:00"}),
+    )
+
+    def clean_as_of(self) -> dt.datetime:
+        try:
+            return self.cleaned_data["as_of"].astimezone(dt.UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, which datetime cannot hold
+            raise forms.ValidationError("This time is out of range: give one after 0001-01-01 in UTC.") from None

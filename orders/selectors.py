@@ -4,6 +4,10 @@ An order's payment, stock and shipment state, as the shop's pages and the API
 show it, comes from what orders itself knows: the saga's facts and the order's
 own events (a refund or a release happens after the saga is done, so only the
 event log tells). No other context's tables are read.
+
+An order as it was at a past time (:func:`order_as_of`) is the fold of its
+events up to then (:mod:`orders.history`), turned into the same statuses by
+the same rules as the order now.
 """
 
 import datetime as dt
@@ -12,11 +16,18 @@ from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
 
 from inventory.events import InventoryReleased, StockShipped
+from outbox.events import Money, registry
 from outbox.models import Delivery, OutboxEvent
+from outbox.selectors import correlation_events
 from payments.events import PaymentRefunded
 
+from . import history
+from .events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped
+from .events import OrderLine as OrderLineValue
+from .history import ShipmentState
 from .models import Order, OrderSaga
 
 User = AbstractBaseUser | AnonymousUser
@@ -62,10 +73,29 @@ class InventoryStatus:
 
 
 @dataclass(frozen=True)
-class ShipmentState:
-    carrier: str
-    tracking_number: str
-    estimated_delivery: dt.date | None
+class OrderSnapshot:
+    """An order as its events say it was at ``as_of``, in the order detail's terms (:func:`order_as_of`).
+
+    Payment and stock follow the other contexts' events, not the saga's
+    learning of them: while an order is in flight, its state now may be a
+    step ahead of the order detail, which the saga updates.
+    """
+
+    id: UUID
+    as_of: dt.datetime
+    status: str
+    lines: tuple[OrderLineValue, ...]
+    total: Money
+    shipping_address: dict
+    payment_status: str
+    inventory_status: str
+    shipment: ShipmentState | None
+    created_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+    shipped_at: dt.datetime | None
+    cancel_reason: str | None
+    events: int  # how many of the order's events it folds
 
 
 def order_get(*, order_id: UUID) -> Order | None:
@@ -132,13 +162,11 @@ def order_payment_status(*, order: Order) -> str:
     saga = _saga(order)
     if saga is None:
         return PaymentStatus.NOT_REQUESTED
-    if _flag(order, "payment_refunded"):
-        return PaymentStatus.REFUNDED
-    if saga.payment == OrderSaga.Payment.FAILED:
-        return PaymentStatus.FAILED
-    if saga.payment == OrderSaga.Payment.SECURED:
-        return PaymentStatus.AUTHORISED
-    return PaymentStatus.CANCELLED if order.status == Order.Status.CANCELLED else PaymentStatus.PENDING
+    return _payment_status(
+        payment=saga.payment,
+        refunded=_flag(order, "payment_refunded"),
+        cancelled=order.status == Order.Status.CANCELLED,
+    )
 
 
 def order_inventory_status(*, order: Order) -> str:
@@ -146,15 +174,36 @@ def order_inventory_status(*, order: Order) -> str:
     saga = _saga(order)
     if saga is None:
         return InventoryStatus.NOT_REQUESTED
-    if _flag(order, "stock_released"):
+    return _inventory_status(
+        stock=saga.stock,
+        released=_flag(order, "stock_released"),
+        shipped=_flag(order, "stock_shipped"),
+        cancelled=order.status == Order.Status.CANCELLED,
+    )
+
+
+def _payment_status(*, payment: str, refunded: bool, cancelled: bool) -> str:
+    """Of a confirmed order, from what the saga learnt (``payment``) and what happened after (now or in the past)."""
+    if refunded:
+        return PaymentStatus.REFUNDED
+    if payment == OrderSaga.Payment.FAILED:
+        return PaymentStatus.FAILED
+    if payment == OrderSaga.Payment.SECURED:
+        return PaymentStatus.AUTHORISED
+    return PaymentStatus.CANCELLED if cancelled else PaymentStatus.PENDING
+
+
+def _inventory_status(*, stock: str, released: bool, shipped: bool, cancelled: bool) -> str:
+    """Of a confirmed order, from what the saga learnt (``stock``) and what happened after (now or in the past)."""
+    if released:
         return InventoryStatus.RELEASED
-    if saga.stock == OrderSaga.Stock.SHORT:
+    if stock == OrderSaga.Stock.SHORT:
         return InventoryStatus.SHORT
-    if _flag(order, "stock_shipped"):
+    if shipped:
         return InventoryStatus.SHIPPED
-    if saga.stock == OrderSaga.Stock.SECURED:
+    if stock == OrderSaga.Stock.SECURED:
         return InventoryStatus.RESERVED
-    return InventoryStatus.CANCELLED if order.status == Order.Status.CANCELLED else InventoryStatus.PENDING
+    return InventoryStatus.CANCELLED if cancelled else InventoryStatus.PENDING
 
 
 def order_shipment(*, order: Order) -> ShipmentState | None:
@@ -162,6 +211,75 @@ def order_shipment(*, order: Order) -> ShipmentState | None:
         return None
     return ShipmentState(
         carrier=order.carrier, tracking_number=order.tracking_number, estimated_delivery=order.estimated_delivery
+    )
+
+
+def order_as_of(*, order: Order, at: dt.datetime | None) -> OrderSnapshot | None:
+    """The order as it was at ``at`` (timezone-aware): the fold of its events that had happened by then.
+
+    None before the order was created. The future is not known yet: ``at``
+    later than now, or None, is answered as now, and ``as_of`` says so. Reads
+    the order's own events and those the other contexts wrote for it (its
+    correlation), a few dozen rows, each decoded through the registry, so an
+    event stored in an older version is read in its current shape.
+
+    When an event happened: the order's own changes happened at the time the
+    order records for them (``created_at``, ``confirmed_at``, ``cancelled_at``,
+    ``shipped_at``), which the log's ``occurred_at`` follows by a few
+    microseconds in the same transaction; so the order as of its
+    ``confirmed_at`` is confirmed, and an order whose events have all been
+    handled is, as of now, what the order detail shows now. Every other
+    event happened at its ``occurred_at``.
+    """
+    if at is not None and timezone.is_naive(at):
+        raise ValueError("order_as_of needs a timezone-aware time.")
+    at = min(at, timezone.now()) if at is not None else timezone.now()
+    rows = correlation_events(correlation_id=order.correlation_id, types=history.EVENT_TYPES)
+    happened = ((row, _happened_at(order, row)) for row in rows.iterator())
+    events = ((registry.decode(row.type, row.version, row.payload), when) for row, when in happened if when <= at)
+    state = history.fold_all(history.OrderHistory(), events)
+    if state.placed_at is None:
+        return None
+    return _snapshot(order, state, at)
+
+
+def _happened_at(order: Order, row: OutboxEvent) -> dt.datetime:
+    recorded = _RECORDED_AT.get(row.type)
+    return (getattr(order, recorded) if recorded else None) or row.occurred_at
+
+
+# The order's own events, and the field of the order that records when each happened.
+_RECORDED_AT = {
+    OrderPlaced.event_type: "created_at",
+    OrderConfirmed.event_type: "confirmed_at",
+    OrderCancelled.event_type: "cancelled_at",
+    OrderShipped.event_type: "shipped_at",
+}
+
+
+def _snapshot(order: Order, state: history.OrderHistory, at: dt.datetime) -> OrderSnapshot:
+    cancelled = state.status == Order.Status.CANCELLED
+    confirmed = state.confirmed_at is not None
+    payment = _payment_status(payment=state.payment, refunded=state.refunded, cancelled=cancelled)
+    stock = _inventory_status(
+        stock=state.stock, released=state.released, shipped=state.stock_shipped, cancelled=cancelled
+    )
+    return OrderSnapshot(
+        id=order.id,
+        as_of=at,
+        status=state.status,
+        lines=state.lines,
+        total=state.total,
+        shipping_address=state.shipping_address,
+        payment_status=payment if confirmed else PaymentStatus.NOT_REQUESTED,
+        inventory_status=stock if confirmed else InventoryStatus.NOT_REQUESTED,
+        shipment=state.shipment,
+        created_at=state.placed_at,
+        confirmed_at=state.confirmed_at,
+        cancelled_at=state.cancelled_at,
+        shipped_at=state.shipped_at,
+        cancel_reason=state.cancel_reason if cancelled else None,
+        events=state.events,
     )
 
 

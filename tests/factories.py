@@ -19,6 +19,9 @@ from notifications.models import Notification
 from orders.models import Order
 from orders.services import LineRequest, order_confirm, order_place
 from outbox.events import DomainEvent, Envelope
+from outbox.models import Delivery
+from outbox.relay import fan_out
+from outbox.runner import run_deliveries
 
 _skus = itertools.count(1)
 
@@ -61,6 +64,35 @@ def place_order(
         payment_token=token,
     )
     return order_confirm(order_id=order.id) if confirm else order
+
+
+# An order's deliveries from confirmed to shipped, one at a time in this order, as workers would run them.
+# (The payments and shipping handlers call the sandbox providers: their tests need the "sandbox" database.)
+CONFIRMED_TO_SHIPPED = (
+    ("orders.OrderConfirmed", "payments.authorise_payment"),
+    ("orders.OrderConfirmed", "inventory.reserve_stock"),
+    ("payments.PaymentProcessed", "orders.saga_payment_processed"),
+    ("inventory.InventoryReserved", "orders.saga_inventory_reserved"),
+    ("orders.OrderReadyToShip", "shipping.book_shipment"),
+    ("shipping.ShippingArranged", "orders.saga_shipping_arranged"),
+    ("orders.OrderShipped", "inventory.ship_stock"),
+)
+
+
+def run_delivery(order: Order, event_type: str, handler: str) -> None:
+    """Run the delivery of the order's ``event_type`` to ``handler`` in-process, with the outbox's own runner."""
+    fan_out(batch_size=1000)
+    delivery = Delivery.objects.get(event__correlation_id=order.correlation_id, event__type=event_type, handler=handler)
+    report = run_deliveries([delivery.id])
+    assert delivery.id in report.done, f"{handler} did not finish {event_type}: {report}"
+
+
+def take_through(order: Order, steps: tuple[tuple[str, str], ...] = CONFIRMED_TO_SHIPPED) -> Order:
+    """Run the order's deliveries ``steps`` one by one (by default, confirmed to shipped); the order, fresh."""
+    for event_type, handler in steps:
+        run_delivery(order, event_type, handler)
+    order.refresh_from_db()
+    return order
 
 
 def envelope_for(

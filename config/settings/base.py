@@ -443,7 +443,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Enums named after what they are, not after the field that shows them.
-    "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "outbox.models.Delivery.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStatusEnum": "outbox.models.Delivery.Status",
+        "OrderStatusEnum": "orders.models.Order.Status",  # on Order and OrderDetail (with as_of) alike
+    },
 }
 
 # METRICS

@@ -1,13 +1,15 @@
-"""The orders admin: the changelist (filters, search), an order's page with its event timeline and deliveries,
-the cancel action, the saga instances; and an admin for every context."""
+"""The orders admin: the changelist (filters, search), an order's page with its event timeline and deliveries
+and the order as of a time, the cancel action, the saga instances; and an admin for every context."""
 
 import datetime as dt
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from orders import saga
 from orders.models import Order
@@ -177,3 +179,83 @@ def test_saga_instances_have_their_own_read_only_admin(admin_client):
 )
 def test_every_context_has_an_admin(admin_client, changelist):
     assert admin_client.get(reverse(changelist)).status_code == 200
+
+
+# the order as of a time
+
+
+def _as_of_panel(page: str) -> str:
+    start = page.index('<div class="module" id="order-as-of">')
+    return page[start : page.index("</div>\n", page.index("</form>", start))]
+
+
+def test_staff_see_an_order_as_it_was_at_a_time_they_pick(admin_client):
+    # given an order confirmed, then cancelled by staff
+    order = place_order(confirm=True)
+    action = admin_client.post(
+        reverse("admin:orders_order_changelist"), {"action": "cancel_orders", "_selected_action": [order.pk]}
+    )
+    assert action.status_code == 302
+    order.refresh_from_db()
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    # when staff ask for it as of its confirmation, and as of its cancellation (in another offset)
+    confirmed = admin_client.get(url, {"as_of": order.confirmed_at.isoformat()}).content.decode()
+    paris = dt.timezone(dt.timedelta(hours=1))
+    cancelled = admin_client.get(url, {"as_of": order.cancelled_at.astimezone(paris).isoformat()}).content.decode()
+    # then each page has a read-only panel of the order as it was then, above the order as it is
+    assert '<td class="as-of-status">confirmed</td>' in _as_of_panel(confirmed)
+    assert '<td class="as-of-payment">pending</td>' in _as_of_panel(confirmed)
+    assert f"As of {order.confirmed_at:%Y-%m-%d %H:%M:%S.%f} UTC" in _as_of_panel(confirmed)
+    assert '<td class="as-of-status">cancelled</td>' in _as_of_panel(cancelled)
+    assert "Cancelled by staff." in _as_of_panel(cancelled)
+    assert '<div class="readonly">Cancelled</div>' in confirmed  # the order now, below
+    assert 'name="_save"' not in confirmed
+
+
+def test_the_timeline_links_each_event_to_the_order_as_of_it(admin_client):
+    # given
+    order = place_order(confirm=True)
+    confirmation = OutboxEvent.objects.get(correlation_id=order.correlation_id, type="orders.OrderConfirmed")
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    # when staff follow the confirmation's link
+    page = admin_client.get(url).content.decode()
+    link = "?" + urlencode({"as_of": confirmation.occurred_at.isoformat()})
+    followed = admin_client.get(url + link).content.decode()
+    # then
+    assert f'<a href="{escape(link)}">as of this event</a>' in page
+    assert '<td class="as-of-status">confirmed</td>' in _as_of_panel(followed)
+    assert "rebuilt from 2 events" in _as_of_panel(followed)
+
+
+def test_a_time_before_the_order_was_created_says_it_did_not_exist_yet(admin_client):
+    order = place_order()
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    page = admin_client.get(url, {"as_of": "2001-01-01 00:00:00"}).content.decode()
+    panel = _as_of_panel(page)
+    assert "This order did not exist yet at 2001-01-01 00:00:00.000000 UTC" in panel
+    assert 'class="as-of-status"' not in panel
+
+
+@pytest.mark.parametrize("as_of", ["yesterday", "2026-13-01 00:00", "0001-01-01T00:00:00+01:00"])
+def test_a_time_that_cannot_be_read_is_a_form_error_on_the_page(admin_client, as_of):
+    # given
+    order = place_order()
+    # when
+    response = admin_client.get(reverse("admin:orders_order_change", args=[order.pk]), {"as_of": as_of})
+    # then the page is there, with the error under the field and no panel of a state
+    assert response.status_code == 200
+    panel = _as_of_panel(response.content.decode())
+    assert 'class="errorlist' in panel
+    assert ("out of range" if as_of.startswith("0001") else "Give a date and time, e.g.") in panel
+    assert 'class="as-of-status"' not in panel
+
+
+def test_staff_who_may_not_view_orders_see_no_state_of_one(client):
+    # given staff without the permission to view orders
+    client.force_login(make_user("nosy", staff=True))
+    order = place_order(confirm=True)
+    # when
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]), {"as_of": "2030-01-01T00:00:00Z"})
+    # then
+    assert response.status_code == 403
+    assert b"as-of-status" not in response.content
