@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 from django.db.models.functions import Now
 
@@ -191,19 +191,21 @@ def replay_start(*, scope: ReplayScope) -> ReplayProgress:
     """The replay's progress row: an unfinished one resumed as it is, else the replay (re)started.
 
     A (re)start fixes the replay's last event: the newest the relay has fanned
-    out. A rebuild empties the handler's read model (its ``rebuild``) and
-    drops its inbox rows in this same transaction, so that no event counts as
-    handled whose effects are gone; ``started_at`` is then stamped by the
-    database after those statements, and every delivery of the handler
-    finished before it is run again. A history, once finished, is not started again.
+    out. A rebuild first empties the handler's read model (its ``rebuild``)
+    and drops its inbox rows, in this same transaction, so that no event
+    counts as handled whose effects are gone; the last event is read after
+    that (an event relayed later has its delivery run after the clear), and
+    ``started_at`` is stamped by the database last: every delivery of the
+    handler finished before it is run again, and one that started after it
+    ran on the emptied model. A history, once finished, is not started again.
     """
     progress = ReplayProgress.objects.select_for_update().filter(handler=scope.handler, scope=scope.key).first()
     if progress is not None and (progress.finished_at is None or scope.history):
         return progress
-    last_event = matching_events(scope).aggregate(last=Max("id"))["last"] or 0
     if scope.rebuild:
         subscriptions.get(scope.handler).rebuild()
         InboxEntry.objects.filter(handler=scope.handler).delete()
+    last_event = matching_events(scope).aggregate(last=Max("id"))["last"] or 0  # after the clear: see above
     fields = {"queue": scope.queue, "last_event": last_event, "cursor": 0, "scanned": 0, "created": 0}
     progress = progress or ReplayProgress(handler=scope.handler, scope=scope.key, started_at=Now())
     for name, value in {**fields, "started_at": Now(), "finished_at": None}.items():
@@ -238,8 +240,20 @@ def replay_step(*, scope: ReplayScope, progress_id: int, batch_size: int) -> Rep
     progress.finished_at = Now() if finished else None
     progress.save(update_fields=["cursor", "scanned", "created", "finished_at", "updated_at"])
     if created:
-        kick_relay_on_commit()
+        _wake_the_relay()
     return ReplayStep(scanned=len(events), created=created, finished=finished)
+
+
+def _wake_the_relay() -> None:
+    """Have the new pending deliveries dispatched at commit: a kicked relay run, and the relay process woken.
+
+    The NOTIFY is the one ``publish`` sends when it leaves deliveries pending
+    (postgresql.PUBLISH_SQL): the relay process sweeps for due deliveries at once.
+    """
+    kick_relay_on_commit()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify('outbox_event', 'held')")
 
 
 def _deliver(scope: ReplayScope, events: list[OutboxEvent], *, finished_before: datetime | None) -> int:

@@ -64,6 +64,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         _check_limits(options)
         scopes = _history_scopes(options) if options["history"] else [_scope(options)]
+        if not scopes:
+            self.stdout.write("No subscription declares history_from: there is no history to deliver.")
         if options["dry_run"]:
             for scope in scopes:
                 self._plan(scope)
