@@ -13,6 +13,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from outbox.models import Delivery, InboxEntry, OutboxEvent, ReplayProgress
@@ -143,6 +144,20 @@ def test_a_rebuild_empties_the_read_model_and_runs_every_finished_delivery_again
     tally = Delivery.objects.filter(handler=TALLY)
     assert {(d.status, d.queue, d.attempts, d.finished_at) for d in tally} == {("pending", "probe.replay", 0, None)}
     assert deliveries_of_others(TALLY) == others
+
+
+@pytest.mark.django_db
+def test_staff_see_how_far_each_replay_got_in_the_admin(admin_client):
+    # given a replay stopped after its first batch
+    archived_history(3)
+    scope = replay_scope(handler=NEW)
+    replay_step(scope=scope, progress_id=replay_start(scope=scope).id, batch_size=2)
+    # when
+    page = admin_client.get(reverse("admin:outbox_replayprogress_changelist")).content.decode()
+    # then
+    assert "probe.archive_new" in page
+    assert "replay type=probe.Archived" in page
+    assert "probe.replay" in page
 
 
 # Bad input ----------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``outbox_replay``: deliver past events again to one handler, resumably, beside live traffic (outbox/replay.py)."""
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -96,15 +97,13 @@ class Command(BaseCommand):
         if progress.scanned:
             self.stdout.write(f"{scope.handler}: resuming after event #{progress.cursor} ({progress.scanned} done).")
         with _progress_bar() as bar:
-            total, done = replay_total(progress, scope), _completed(progress, scope)
-            task = bar.add_task(scope.handler, total=total, completed=done)
-            watch = _Watch(self, scope)
+            watch = _Watch(self, scope, progress, bar)
             finished = progress.finished_at is not None
             while not finished:
-                watch.until(lambda: replay_outstanding(scope) < window, bar, task, progress.id)
+                watch.until(lambda: replay_outstanding(scope) < window)
                 finished = replay_step(scope=scope, progress_id=progress.id, batch_size=batch_size).finished
-                bar.update(task, completed=_completed(ReplayProgress.objects.get(id=progress.id), scope))
-            watch.until(lambda: replay_outstanding(scope) == 0, bar, task, progress.id)
+                watch.show()
+            watch.until(lambda: replay_outstanding(scope) == 0)
         progress.refresh_from_db()
         self.stdout.write(
             f"{scope.handler}: replayed {progress.scanned} events, {progress.created} deliveries on queue "
@@ -123,11 +122,17 @@ class Command(BaseCommand):
 class _Watch:
     """Waiting for the workers: the bar kept up to date, and a word when nothing moves for a long while."""
 
-    def __init__(self, command: Command, scope: ReplayScope) -> None:
-        self.command, self.scope = command, scope
-        self.last_move, self.last_outstanding, self.warned = time.monotonic(), None, False
+    def __init__(self, command: Command, scope: ReplayScope, progress: ReplayProgress, bar: Progress) -> None:
+        self.command, self.scope, self.progress_id, self.bar = command, scope, progress.id, bar
+        self.task = bar.add_task(
+            scope.handler, total=replay_total(progress, scope), completed=_completed(progress, scope)
+        )
+        self.last_move, self.last_outstanding, self.warned = time.monotonic(), -1, False
 
-    def until(self, condition, bar: Progress, task, progress_id: int) -> None:
+    def show(self) -> None:
+        self.bar.update(self.task, completed=_completed(ReplayProgress.objects.get(id=self.progress_id), self.scope))
+
+    def until(self, condition: Callable[[], bool]) -> None:
         while not condition():
             outstanding = replay_outstanding(self.scope)
             if outstanding != self.last_outstanding:
@@ -135,7 +140,7 @@ class _Watch:
             elif not self.warned and time.monotonic() - self.last_move > STALL_SECONDS:
                 self.command.stall(self.scope)
                 self.warned = True
-            bar.update(task, completed=_completed(ReplayProgress.objects.get(id=progress_id), self.scope))
+            self.show()
             time.sleep(POLL_SECONDS)
 
 
