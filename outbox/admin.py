@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from . import breaker, selectors, services
 from .events import registry
 from .forms import DeadLetterGroupActionForm
-from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, HandlerCircuit, OutboxEvent
+from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, HandlerCircuit, OutboxEvent, ReplayProgress
 from .selectors import DeadLetterGroup
 from .subscriptions import subscriptions
 
@@ -466,3 +466,23 @@ class HandlerCircuitAdmin(ReadOnlyAdmin):
             else:
                 done.append(handler)
         return done
+
+
+@admin.register(ReplayProgress)
+class ReplayProgressAdmin(ReadOnlyAdmin):
+    """How far each replay (``manage.py outbox_replay``) got; run by the command, never from here."""
+
+    list_display = (
+        "handler",
+        "scope",
+        "queue",
+        "cursor",
+        "last_event",
+        "scanned",
+        "created",
+        "started_at",
+        "finished_at",
+    )
+    list_filter = ("handler",)
+    search_fields = ("handler", "scope")
+    readonly_fields = (*list_display, "updated_at")

@@ -258,6 +258,40 @@ class InboxEntry(models.Model):
         return f"{self.handler} handled {self.event_id}"
 
 
+class ReplayProgress(models.Model):
+    """How far one replay of the log to one handler got: ``outbox_replay`` resumes from ``cursor``.
+
+    One row per handler and scope (the replay's filters, written out: see
+    outbox/replay.py). ``cursor`` is the id of the last event whose delivery
+    the replay created, committed with that batch of deliveries, so a replay
+    killed at any point goes on from the first event it had not done.
+    ``last_event`` fixes the replay's end when it starts: events after it are
+    the relay's. ``started_at`` (the database's clock) is when a rebuild
+    emptied the read model: deliveries finished before then are run again.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    handler = models.CharField(max_length=200)
+    scope = models.CharField(max_length=500)
+    queue = models.CharField(max_length=100)
+    last_event = models.BigIntegerField(help_text="The id of the last event the replay covers.")
+    cursor = models.BigIntegerField(default=0, help_text="The id of the last event done (0: none yet).")
+    scanned = models.PositiveBigIntegerField(default=0, help_text="Matching events done, delivered or not.")
+    created = models.PositiveBigIntegerField(default=0, help_text="Deliveries created or run again.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "outbox_replay_progress"
+        verbose_name_plural = "replay progress"
+        constraints = [models.UniqueConstraint(fields=["handler", "scope"], name="outbox_replay_once_per_scope")]
+
+    def __str__(self) -> str:
+        state = "finished" if self.finished_at else f"at event #{self.cursor} of #{self.last_event}"
+        return f"replay to {self.handler} ({self.scope}): {state}"
+
+
 class RelayWakeup(models.Model):
     """The coalescing flag of relay kicks: one row, set while a kicked relay run is queued.
 

@@ -9,11 +9,19 @@ which the outbox app collects at start-up. A handler is a function
 ``handler(event, envelope) -> None`` that runs inside the delivery's
 transaction; its name (``payments.authorise_payment``) is stored on every
 delivery, so renaming one is a migration of its deliveries.
+
+A subscription gets the events published after it is deployed. One that wants
+the past too says so with ``history_from`` (a datetime, or ``"all"``):
+``manage.py outbox_replay --history`` delivers that history to it, once. A
+handler that keeps a read model may name a ``rebuild`` callable that empties
+it; ``outbox_replay --handler NAME --rebuild`` calls it and delivers the
+whole log again (see outbox/replay.py).
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from django.conf import settings
@@ -44,6 +52,10 @@ class Subscription:
     transient: tuple[type[BaseException], ...] = ()
     breaker_threshold: int | None = None  # consecutive failures that open the circuit; 0: no breaker
     breaker_cooldown: float | None = None  # seconds an open circuit waits before one probe delivery
+    # Past events wanted when first deployed: those that occurred from this time on, or "all" of them.
+    history_from: datetime | Literal["all"] | None = None
+    # Empties the handler's read model, inside the transaction that starts a rebuild from the log.
+    rebuild: Callable[[], None] | None = None
 
     @property
     def has_breaker(self) -> bool:
@@ -128,6 +140,19 @@ def _check_policy(subscription: Subscription) -> None:
         raise ImproperlyConfigured(f"{subscription.name}: breaker_threshold must be 0 (no breaker) or more.")
     if subscription.breaker_cooldown is not None and not subscription.breaker_cooldown > 0:
         raise ImproperlyConfigured(f"{subscription.name}: breaker_cooldown must be a positive number of seconds.")
+    _check_history(subscription)
+
+
+def _check_history(subscription: Subscription) -> None:
+    """Refuse, at start-up, a history that is neither "all" nor a timezone-aware datetime, or a rebuild not callable."""
+    history = subscription.history_from
+    aware = isinstance(history, datetime) and history.utcoffset() is not None
+    if history not in (None, "all") and not aware:
+        raise ImproperlyConfigured(
+            f'{subscription.name}: history_from must be "all" or a timezone-aware datetime, not {history!r}.'
+        )
+    if subscription.rebuild is not None and not callable(subscription.rebuild):
+        raise ImproperlyConfigured(f"{subscription.name}: rebuild must be a callable that empties its read model.")
 
 
 subscriptions = SubscriptionRegistry()

@@ -1,6 +1,7 @@
 """The exception policy, in-process: what a handler's exception makes of its delivery."""
 
 import uuid
+from datetime import datetime
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -105,6 +106,9 @@ def test_messages_that_differ_only_in_ids_and_numbers_share_a_pattern():
         ({"transient": (int,)}, "is not an exception class"),
         ({"breaker_threshold": -1}, "breaker_threshold must be 0"),
         ({"breaker_cooldown": 0}, "breaker_cooldown must be a positive"),
+        ({"history_from": "yesterday"}, 'history_from must be "all" or a timezone-aware datetime'),
+        ({"history_from": datetime(2026, 12, 1)}, 'history_from must be "all" or a timezone-aware datetime'),
+        ({"rebuild": "truncate"}, "rebuild must be a callable"),
     ],
 )
 def test_a_bad_policy_refuses_to_start(options, message):

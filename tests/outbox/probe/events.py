@@ -126,3 +126,14 @@ class Judged(DomainEvent):
 
     thing_id: UUID
     raises: str = ""  # "", "permanent", "later", "later-counted", or an exception class: KeyError, IndexError, ...
+
+
+class Archived(DomainEvent):
+    """History for the replay tests: written before some of its handlers existed (tests/outbox/test_replay.py)."""
+
+    event_type: ClassVar[str] = "probe.Archived"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    seq: int = 0

@@ -18,8 +18,8 @@ from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
 from .effects import record_effect
-from .events import Broke, Called, Crashed, Flaked, Hopped, Jammed, Judged, Pinged, Priced, Slept, Stepped
-from .models import Switch
+from .events import Archived, Broke, Called, Crashed, Flaked, Hopped, Jammed, Judged, Pinged, Priced, Slept, Stepped
+from .models import Effect, Switch
 
 
 def side_channel() -> redis.Redis:
@@ -129,6 +129,25 @@ def judge(event: Judged, envelope: Envelope) -> None:
     _record("judge", event, envelope)
 
 
+def archive_old(event: Archived, envelope: Envelope) -> None:
+    """The handler that was there when the history was written."""
+    _record("archive-old", event, envelope, seq=event.seq)
+
+
+def archive_new(event: Archived, envelope: Envelope) -> None:
+    """A handler deployed after the history was written, which wants all of it."""
+    _record("archive-new", event, envelope, seq=event.seq)
+
+
+def tally(event: Archived, envelope: Envelope) -> None:
+    """Keeps a read model: its Effect rows, one per event, which ``clear_tally`` empties for a rebuild."""
+    _record("tally", event, envelope, seq=event.seq)
+
+
+def clear_tally() -> None:
+    Effect.objects.filter(handler="tally").delete()
+
+
 SUBSCRIPTIONS = [
     Subscription(Pinged, record_a),
     Subscription(Pinged, record_b),
@@ -161,4 +180,7 @@ SUBSCRIPTIONS = [
         permanent=(LookupError,),
         transient=(KeyError,),
     ),
+    Subscription(Archived, archive_old),
+    Subscription(Archived, archive_new, history_from="all"),
+    Subscription(Archived, tally, rebuild=clear_tally),
 ]
