@@ -355,6 +355,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(NOTIFICATIONS_SWEEP_SECONDS),
         "options": {"queue": "notifications"},
     },
+    # Retention (outbox/retention.py, OUTBOX["RETENTION_*"]): each run prunes for at most 10 s, one node at a
+    # time; at a minute apart it keeps up with several thousand deliveries a second (docs/operations.md).
+    "outbox-prune": {
+        "task": "outbox.prune",
+        "schedule": schedule(env.float("OUTBOX_PRUNE_EVERY_SECONDS", default=60.0)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -397,6 +403,16 @@ OUTBOX = {
     # Under load (a pass found several events) the relay process waits this long
     # before its next pass, so that deliveries travel in fuller batches.
     "RELAY_COALESCE_SECONDS": env.float("OUTBOX_RELAY_COALESCE_SECONDS", default=0.05),
+    # Retention (outbox/retention.py; beat prunes every OUTBOX_PRUNE_EVERY_SECONDS). Events are never pruned.
+    # Done deliveries and inbox rows go this long after they finished:
+    "RETENTION_DONE_DAYS": env.float("OUTBOX_RETENTION_DONE_DAYS", default=30.0),
+    # ...but never an inbox row younger than the longest retry window of any subscription plus this: how far
+    # back a replay may re-deliver events to a handler that had them (it skips those it finds in its inbox).
+    "REPLAY_HORIZON_DAYS": env.float("OUTBOX_REPLAY_HORIZON_DAYS", default=30.0),
+    # Dead letters an operator resolved (discarded) go this long after that; unresolved ones stay.
+    "RETENTION_RESOLVED_DAYS": env.float("OUTBOX_RETENTION_RESOLVED_DAYS", default=90.0),
+    # Rows deleted per transaction: the longest batch held its locks BATCH_MS here (docs/operations.md).
+    "RETENTION_BATCH_SIZE": env.int("OUTBOX_RETENTION_BATCH_SIZE", default=5000),
 }
 
 # INVENTORY
