@@ -16,8 +16,8 @@ The rule is a Django system check (``manage.py check``, every management
 command, the relay process) and is enforced when a Celery worker starts.
 
 **Retention** (outbox/retention.py) is checked too: its ages are numbers of
-days a date can still be counted back by, its batch a size PostgreSQL can take
-in one statement, and beat runs ``outbox.prune`` at a positive interval (a
+days a date can still be counted back by, its batch a size that stays short,
+and beat runs ``outbox.prune`` at a positive interval (a
 warning if it does not run it at all: finished work would pile up forever).
 """
 
@@ -34,7 +34,8 @@ RUN_TASK = "outbox.run_deliveries"
 PRUNE_TASK = "outbox.prune"
 RETENTION_DAYS = ("RETENTION_DONE_DAYS", "REPLAY_HORIZON_DAYS", "RETENTION_RESOLVED_DAYS")
 MAX_DAYS = 36_500  # a century: older than any row, and still a date when counted back from now
-# A batch's ids are one statement's parameters: PostgreSQL takes at most 65,535.
+# A batch holds its rows' locks until it commits: 20,000 rows took some 80 ms here, so more than this
+# would approach the bound of docs/operations.md (Retention) and gain nothing.
 MAX_BATCH_SIZE = 50_000
 
 
@@ -108,7 +109,7 @@ def retention_problems() -> list[checks.CheckMessage]:
         found.append(
             checks.Error(
                 f"OUTBOX['RETENTION_BATCH_SIZE'] is {batch!r}: it must be a whole number of rows from 1 to "
-                f"{MAX_BATCH_SIZE}, the ids of one batch being one statement's parameters.",
+                f"{MAX_BATCH_SIZE}.",
                 hint="Set OUTBOX_RETENTION_BATCH_SIZE; a batch holds its rows' locks until it commits, and the "
                 "default (5000) is measured to stay short (docs/operations.md, Retention).",
                 id="outbox.E011",

@@ -411,7 +411,8 @@ OUTBOX = {
     "REPLAY_HORIZON_DAYS": env.float("OUTBOX_REPLAY_HORIZON_DAYS", default=30.0),
     # Dead letters an operator resolved (discarded) go this long after that; unresolved ones stay.
     "RETENTION_RESOLVED_DAYS": env.float("OUTBOX_RETENTION_RESOLVED_DAYS", default=90.0),
-    # Rows deleted per transaction: the longest batch held its locks BATCH_MS here (docs/operations.md).
+    # Rows deleted per statement and transaction: the longest batch of 5,000 took 22-102 ms here over
+    # 100,000 rows of each kind, under the 250 ms bound the test asserts (docs/operations.md, Retention).
     "RETENTION_BATCH_SIZE": env.int("OUTBOX_RETENTION_BATCH_SIZE", default=5000),
 }
 
