@@ -356,7 +356,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "notifications"},
     },
     # Retention (outbox/retention.py, OUTBOX["RETENTION_*"]): each run prunes for at most 10 s, one node at a
-    # time; at a minute apart it keeps up with several thousand deliveries a second (docs/operations.md).
+    # time; at a minute apart it keeps up with some 5,000 deliveries a second (docs/operations.md).
     "outbox-prune": {
         "task": "outbox.prune",
         "schedule": schedule(env.float("OUTBOX_PRUNE_EVERY_SECONDS", default=60.0)),
