@@ -20,7 +20,8 @@ class OutboxConfig(AppConfig):
         """
         from django.db.backends.signals import connection_created
 
-        from . import checks  # noqa: F401  (registers the outbox's system check)
+        # Registered on import: the outbox's system checks, and the outbox.prune task beat sends to workers.
+        from . import checks, retention  # noqa: F401
         from .postgresql import plan_once
 
         connection_created.connect(plan_once, dispatch_uid="outbox.plan_once")

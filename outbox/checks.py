@@ -14,9 +14,16 @@ throughput, not safety: see docs/operations.md.
 
 The rule is a Django system check (``manage.py check``, every management
 command, the relay process) and is enforced when a Celery worker starts.
+
+**Retention** (outbox/retention.py) is checked too: its ages are numbers of
+days a date can still be counted back by, its batch a size that stays short,
+and beat runs ``outbox.prune`` at a positive interval (a
+warning if it does not run it at all: finished work would pile up forever).
 """
 
+import math
 import sys
+from datetime import timedelta
 from typing import Any
 
 from celery import current_app
@@ -24,6 +31,12 @@ from django.conf import settings
 from django.core import checks
 
 RUN_TASK = "outbox.run_deliveries"
+PRUNE_TASK = "outbox.prune"
+RETENTION_DAYS = ("RETENTION_DONE_DAYS", "REPLAY_HORIZON_DAYS", "RETENTION_RESOLVED_DAYS")
+MAX_DAYS = 36_500  # a century: older than any row, and still a date when counted back from now
+# A batch holds its rows' locks until it commits: 20,000 rows took some 80 ms here, so more than this
+# would approach the bound of docs/operations.md (Retention) and gain nothing.
+MAX_BATCH_SIZE = 50_000
 
 
 def time_limits(task: Any = None) -> tuple[float | None, float | None]:
@@ -85,6 +98,76 @@ def problems() -> list[checks.CheckMessage]:
 @checks.register("outbox")
 def check_time_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return problems()
+
+
+def retention_problems() -> list[checks.CheckMessage]:
+    """What is wrong with the retention settings (the prune task refuses to run while anything is)."""
+    outbox = settings.OUTBOX
+    found = [_bad_days(key, outbox) for key in RETENTION_DAYS if not _is_days(outbox.get(key))]
+    batch = outbox.get("RETENTION_BATCH_SIZE")
+    if not (isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= MAX_BATCH_SIZE):
+        found.append(
+            checks.Error(
+                f"OUTBOX['RETENTION_BATCH_SIZE'] is {batch!r}: it must be a whole number of rows from 1 to "
+                f"{MAX_BATCH_SIZE}.",
+                hint="Set OUTBOX_RETENTION_BATCH_SIZE; a batch holds its rows' locks until it commits, and the "
+                "default (5000) is measured to stay short (docs/operations.md, Retention).",
+                id="outbox.E011",
+            )
+        )
+    return found
+
+
+def _is_days(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_DAYS
+
+
+def _bad_days(key: str, outbox: dict) -> checks.CheckMessage:
+    value = f"is {outbox[key]!r}" if key in outbox else "is not set"
+    return checks.Error(
+        f"OUTBOX[{key!r}] {value}: it must be a number of days from 0 to {MAX_DAYS}.",
+        hint=f"Set OUTBOX_{key} to a number of days, e.g. 30 (see docs/operations.md, Retention).",
+        id="outbox.E010",
+    )
+
+
+def _prune_schedule_problems() -> list[checks.CheckMessage]:
+    """Beat's entry for ``outbox.prune``: missing (a warning), or an interval that is not a positive time."""
+    entries = current_app.conf.beat_schedule or {}
+    names = [name for name, entry in entries.items() if entry.get("task") == PRUNE_TASK]
+    if not names:
+        return [
+            checks.Warning(
+                f"No beat entry runs {PRUNE_TASK}: done deliveries, inbox rows and resolved dead letters are "
+                "never pruned, and their tables grow without end.",
+                hint=f"Add {{'task': '{PRUNE_TASK}', 'schedule': 60.0}} to CELERY_BEAT_SCHEDULE, or run "
+                "manage.py outbox_prune from cron.",
+                id="outbox.W010",
+            )
+        ]
+    every = _seconds(entries[names[0]].get("schedule"))
+    if every is None or 0 < every < math.inf:
+        return []  # a crontab, or a positive interval
+    return [
+        checks.Error(
+            f"Beat's {names[0]!r} entry runs {PRUNE_TASK} every {every:g} s: it must be a positive number of seconds.",
+            hint="Set OUTBOX_PRUNE_EVERY_SECONDS to a number of seconds above 0 (default 60).",
+            id="outbox.E012",
+        )
+    ]
+
+
+def _seconds(every: Any) -> float | None:
+    """A beat entry's interval in seconds (a number, a timedelta or a ``schedule``); None for a crontab."""
+    every = getattr(every, "run_every", every)
+    if isinstance(every, timedelta):
+        every = every.total_seconds()
+    return every if isinstance(every, int | float) and not isinstance(every, bool) else None
+
+
+@checks.register("outbox")
+def check_retention(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return retention_problems() + _prune_schedule_problems()
 
 
 def refuse_to_start_if_unsafe() -> None:

@@ -1,7 +1,6 @@
-"""The outbox's own use cases: operating the dead-letter queue and retention."""
+"""The outbox's own use cases: operating the dead-letter queue (retention is outbox/retention.py)."""
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -10,7 +9,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .models import Delivery, InboxEntry
+from .models import Delivery
 from .relay import kick_relay_on_commit
 from .selectors import DeadLetterGroup, dead_letters_of_group
 
@@ -111,26 +110,3 @@ def _update_and_kick(ids: list[int], **fields: Any) -> int:
     count = Delivery.objects.filter(id__in=ids).update(**fields)
     kick_relay_on_commit()
     return count
-
-
-def finished_work_prune(*, older_than: timedelta, batch_size: int = 10_000) -> tuple[int, int]:
-    """Delete done deliveries and inbox rows older than ``older_than``. Events are kept.
-
-    Deletes in batches, each its own transaction, so a large backlog never
-    holds long locks. An inbox row outlives its delivery only if the
-    delivery is re-created, which retention of events makes harmless.
-    """
-    cutoff = timezone.now() - older_than
-    deliveries = _delete_in_batches(Delivery.objects.filter(status=Status.DONE, finished_at__lt=cutoff), batch_size)
-    inbox = _delete_in_batches(InboxEntry.objects.filter(handled_at__lt=cutoff), batch_size)
-    return deliveries, inbox
-
-
-def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
-    total = 0
-    while True:
-        with transaction.atomic():
-            ids = list(queryset.values_list("id", flat=True)[:batch_size])
-            if not ids:
-                return total
-            total += queryset.model.objects.filter(id__in=ids).delete()[0]

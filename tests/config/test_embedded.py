@@ -5,6 +5,7 @@ PostgreSQL suite replaces with hand-written statements.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,12 @@ deadline = time.monotonic() + 60
 while Order.objects.get(id=order.id).status not in ("shipped", "cancelled") and time.monotonic() < deadline:
     time.sleep(0.2)
 print("final status:", Order.objects.get(id=order.id).status)
+"""
+
+COUNT_ROWS = """
+from outbox.models import Delivery, InboxEntry, OutboxEvent
+print(f"events {OutboxEvent.objects.count()}, deliveries {Delivery.objects.filter(status='done').count()}, "
+      f"inbox {InboxEntry.objects.count()}")
 """
 
 
@@ -76,6 +83,12 @@ def test_an_order_confirmed_on_the_embedded_default_reaches_shipped(embedded_env
         out = _manage(embedded_env, "shell", "-c", PLACE_CONFIRM_AND_WAIT)
         # then the whole saga ran through the file-system broker and SQLite
         assert "final status: shipped" in out, worker.output()[-3000:]
+        # and retention prunes its done deliveries there too (no advisory lock on SQLite: it just runs), while
+        # the inbox rows stay inside their window and every event stays
+        pruned = _manage(embedded_env, "outbox_prune", "--days", "0")
+        assert re.fullmatch(r"pruned [1-9]\d* done deliveries and 0 inbox rows older than 0 days, .*\n", pruned)
+        left = _manage(embedded_env, "shell", "-c", COUNT_ROWS)
+        assert re.search(r"^events [1-9]\d*, deliveries 0, inbox [1-9]\d*$", left, re.MULTILINE), left
     finally:
         worker.stop()
         relay.stop()

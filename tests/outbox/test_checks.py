@@ -1,10 +1,14 @@
-"""The outbox's rule, soft time limit < hard time limit < lease, checked where an operator meets it."""
+"""The outbox's rule (soft time limit < hard time limit < lease) and its retention settings, where operators look."""
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
+from celery.schedules import crontab, schedule
+from django.core import checks
 
+from outbox.checks import check_retention, retention_problems
 from tests.support.processes import ROOT, process_env
 
 pytestmark = pytest.mark.django_db
@@ -43,3 +47,73 @@ def test_a_worker_with_such_a_configuration_does_not_start_and_says_why():
 def test_the_shipped_defaults_keep_the_rule():
     result = _run("manage.py", "check", DJANGO_SETTINGS_MODULE="config.settings.base")
     assert result.returncode == 0, result.stderr
+
+
+# Retention: its settings, and beat's entry for outbox.prune.
+
+
+@pytest.mark.parametrize("key", ["RETENTION_DONE_DAYS", "REPLAY_HORIZON_DAYS", "RETENTION_RESOLVED_DAYS"])
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 36_501, "30", None, True])
+def test_a_retention_age_that_is_not_a_number_of_days_is_an_error_naming_it(settings, key, value):
+    # given
+    settings.OUTBOX = {**settings.OUTBOX, key: value}
+    # when
+    found = retention_problems()
+    # then
+    assert [(m.id, m.msg) for m in found] == [
+        ("outbox.E010", f"OUTBOX[{key!r}] is {value!r}: it must be a number of days from 0 to 36500.")
+    ]
+    assert f"OUTBOX_{key}" in found[0].hint
+
+
+def test_a_retention_setting_left_out_is_an_error_too(settings):
+    settings.OUTBOX = {k: v for k, v in settings.OUTBOX.items() if k != "REPLAY_HORIZON_DAYS"}
+    assert [m.msg for m in retention_problems()] == [
+        "OUTBOX['REPLAY_HORIZON_DAYS'] is not set: it must be a number of days from 0 to 36500."
+    ]
+
+
+@pytest.mark.parametrize("size", [0, -5, 50_001, 2.5, "5000", True])
+def test_a_batch_size_outside_1_to_50000_is_an_error(settings, size):
+    settings.OUTBOX = {**settings.OUTBOX, "RETENTION_BATCH_SIZE": size}
+    found = retention_problems()
+    assert [m.id for m in found] == ["outbox.E011"]
+    assert found[0].msg.startswith(f"OUTBOX['RETENTION_BATCH_SIZE'] is {size!r}: it must be a whole number of rows")
+
+
+def test_the_shipped_retention_settings_and_schedule_pass():
+    assert check_retention() == []
+
+
+@pytest.mark.parametrize("every", [0, -60, schedule(0), timedelta(seconds=-1)])
+def test_beat_pruning_at_an_interval_that_is_not_positive_is_an_error(settings, every):
+    settings.CELERY_BEAT_SCHEDULE = {"outbox-prune": {"task": "outbox.prune", "schedule": every}}
+    assert [m.id for m in check_retention()] == ["outbox.E012"]
+
+
+def test_beat_pruning_on_a_crontab_is_fine(settings):
+    settings.CELERY_BEAT_SCHEDULE = {"nightly": {"task": "outbox.prune", "schedule": crontab()}}
+    assert check_retention() == []
+
+
+def test_a_beat_schedule_without_the_prune_is_warned_about(settings):
+    # given a schedule that runs the relay only (Celery reads it from the Django settings)
+    settings.CELERY_BEAT_SCHEDULE = {"sweep": {"task": "outbox.relay", "schedule": 1.0}}
+    # when
+    found = check_retention()
+    # then a warning says what grows, and how to prune
+    assert [(m.id, m.level) for m in found] == [("outbox.W010", checks.WARNING)]
+    assert "grow without end" in found[0].msg
+    assert "outbox_prune" in found[0].hint
+
+
+def test_manage_py_check_names_bad_retention_settings_from_the_environment():
+    result = _run(
+        "manage.py", "check", OUTBOX_RETENTION_RESOLVED_DAYS="-3", OUTBOX_RETENTION_BATCH_SIZE="0",
+        OUTBOX_PRUNE_EVERY_SECONDS="0",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "outbox.E010" in result.stderr
+    assert "OUTBOX['RETENTION_RESOLVED_DAYS'] is -3.0" in result.stderr
+    assert "outbox.E011" in result.stderr
+    assert "outbox.E012" in result.stderr

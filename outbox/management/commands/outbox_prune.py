@@ -1,21 +1,31 @@
 import math
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from outbox.services import finished_work_prune
-
-MAX_DAYS = 36_500  # a century: older than any row, and still a date when counted back from now
+from outbox.checks import MAX_DAYS
+from outbox.retention import finished_work_prune
 
 
 class Command(BaseCommand):
-    help = "Delete done deliveries and inbox rows older than --days. Events are never deleted."
+    help = (
+        "Delete done deliveries and inbox rows older than --days (inbox rows: never inside the inbox window), and "
+        "resolved dead letters older than OUTBOX_RETENTION_RESOLVED_DAYS, in short batches. Beat runs the same "
+        "prune every OUTBOX_PRUNE_EVERY_SECONDS. Events are never deleted."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--days", type=float, default=30.0)
+        parser.add_argument("--days", type=float, default=settings.OUTBOX["RETENTION_DONE_DAYS"])
 
     def handle(self, *args, days: float, **options) -> None:
         if not (math.isfinite(days) and 0 <= days <= MAX_DAYS):
             raise CommandError(f"--days must be a number of days from 0 to {MAX_DAYS}, not {days:g}.", returncode=2)
-        deliveries, inbox = finished_work_prune(older_than=timedelta(days=days))
-        self.stdout.write(f"pruned {deliveries} done deliveries and {inbox} inbox rows older than {days} days")
+        report = finished_work_prune(older_than=timedelta(days=days))
+        if report.skipped:
+            raise CommandError("Another process is pruning now (beat's outbox.prune?); nothing done. Try again later.")
+        self.stdout.write(
+            f"pruned {report.deliveries} done deliveries and {report.inbox} inbox rows older than {days:g} days, "
+            f"and {report.resolved} resolved dead letters, in {report.batches} batches "
+            f"(longest {report.longest_batch * 1000:.0f} ms)"
+        )
