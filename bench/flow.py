@@ -21,8 +21,8 @@ Figures, per configuration ``<c>``:
   response is read to the order's ``shipped_at`` (set by the service that marks
   it shipped, in that transaction; both on this host's clock). p99 is the
   nearest rank, so the worst of fewer than 100 orders. ``<c>_idle_orders``: how
-  many: ``BENCH_FLOW_IDLE_ORDERS`` (20) or as many as fit in
-  ``BENCH_FLOW_IDLE_SECONDS`` (4 s), whichever comes first.
+  many: ``BENCH_FLOW_IDLE_ORDERS`` (15) or as many as fit in
+  ``BENCH_FLOW_IDLE_SECONDS`` (3 s), whichever comes first.
 - ``<c>_orders_per_s`` (load phase): ``BENCH_FLOW_CLIENTS`` (8) API clients
   place and confirm orders for ``BENCH_FLOW_LOAD_SECONDS`` (4 s); orders shipped
   / (last ``shipped_at`` - load start). Baseline ``<c>_orders_per_s``: the same
@@ -114,8 +114,8 @@ def run(*, smoke: bool) -> dict:
     from bench import harness
 
     harness.setup_once()
-    idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 20)
-    idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 4.0)
+    idle_orders = 3 if smoke else _env_int("BENCH_FLOW_IDLE_ORDERS", 15)
+    idle_seconds = 8.0 if smoke else _env_float("BENCH_FLOW_IDLE_SECONDS", 3.0)
     load_seconds = 2.0 if smoke else _env_float("BENCH_FLOW_LOAD_SECONDS", 4.0)
     loaded = _loaded_configurations()
     figures: dict[str, float] = {}

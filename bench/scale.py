@@ -18,14 +18,14 @@ rates want >= 0.9 and the latencies <= 1.11 (as fast within 10 %).
 import sys
 import time
 
-from django.db import connection
+from django.db import connection, transaction
 
 from bench import drain, harness, latency, throughput, work
 
 HISTORY_ROWS, SMOKE_HISTORY_ROWS = 1_000_000, 20_000
-DRAIN_EVENTS, SMOKE_DRAIN_EVENTS = 4_000, 1_000
+DRAIN_EVENTS, SMOKE_DRAIN_EVENTS = 3_000, 1_000
 LATENCY_EVENTS, SMOKE_LATENCY_EVENTS = 150, 30
-LOAD_S, SMOKE_LOAD_S = (0.5, 2.0), (0.5, 1.0)  # throughput's warm-up and window
+LOAD_S, SMOKE_LOAD_S = (0.5, 1.5), (0.5, 1.0)  # throughput's warm-up and window
 HISTORY = "bench.History"
 HISTORY_HANDLED_AT = "2000-01-01T00:00:00Z"  # tells the history's inbox rows from a measurement's
 TARGETS = {
@@ -136,7 +136,11 @@ def clean_history_db() -> None:
     The history holds the lowest ids (it was written first, into empty tables).
     """
     last_event, last_inbox = _history_ends()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A scratch database's reset, not the shop's: the log is append-only (migration 0011's trigger),
+        # so this transaction runs with triggers off (as a replica applies rows; the bench connects as a
+        # superuser). The rows go children first, so no foreign key is left dangling.
+        cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("DELETE FROM outbox_inbox WHERE id > %s", [last_inbox])
         cursor.execute("DELETE FROM outbox_delivery WHERE event_id > %s", [last_event])
         cursor.execute("DELETE FROM outbox_event WHERE id > %s", [last_event])

@@ -15,7 +15,7 @@ import time
 
 from bench import harness, work
 
-WARMUP_S, WINDOW_S = 1.5, 5.0
+WARMUP_S, WINDOW_S = 1.5, 4.0
 SMOKE_WARMUP_S, SMOKE_WINDOW_S = 0.5, 1.5
 PER_TRANSACTION = 10
 PRODUCERS = 2
