@@ -5,10 +5,10 @@ production leaves them) lives in a database of its own, ``<bench database>_h<row
 filled by SQL on first use (20,000 rows with ``--smoke``; about half a minute
 for the million, so it is kept, and filled again only when its count is off;
 each measurement deletes its own rows after it); the empty
-figures come from the bench database, measured in the same run. On each: 10,000
-events drained as ``drain`` does (worker and relay started once the backlog is
-in), then ``latency``'s light load (300 events, outbox only), then
-``throughput``'s producers for a 3-second window (``load_*``), the same
+figures come from the bench database, measured in the same run. On each:
+``DRAIN_EVENTS`` events drained as ``drain`` does (worker and relay started once
+the backlog is in), then ``latency``'s light load (``LATENCY_EVENTS`` events,
+outbox only), then ``throughput``'s producers for a ``LOAD_S`` window (``load_*``), the same
 processes still running (both noting their commits in Redis, as ``latency``
 needs, during the drain too). Which goes first alternates run by run.
 "baseline" holds the empty tables' figures: a ratio is full / empty, so the
