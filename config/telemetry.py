@@ -62,7 +62,7 @@ def configure() -> "TracerProvider | None":
 
 
 def configure_for_command(argv: list[str]) -> None:
-    """``manage.py``: trace the commands that relay or run handlers (not migrate, shell, runserver's reloader)."""
+    """``manage.py``: trace the commands that relay events (``runserver`` is traced through ``config.wsgi``)."""
     if len(argv) > 1 and argv[1] in TRACED_COMMANDS:
         django.setup()  # as the command would, a moment later: the settings and apps configure() needs
         configure()
