@@ -13,6 +13,8 @@ import django
 from django.core.handlers import asgi, wsgi
 from django.utils.http import parse_header_parameters
 
+from config import telemetry
+
 
 def is_text_encoding(name: str) -> bool:
     try:
@@ -47,12 +49,14 @@ class ASGIHandler(asgi.ASGIHandler):
 
 
 def wsgi_application() -> WSGIHandler:
-    """As ``django.core.wsgi.get_wsgi_application()``, with :class:`WSGIRequest`."""
+    """As ``django.core.wsgi.get_wsgi_application()``, with :class:`WSGIRequest` (traced with ``OTEL_ENABLED``)."""
     django.setup(set_prefix=False)
+    telemetry.configure()  # before the handler builds its middleware chain, which Django's instrumentation joins
     return WSGIHandler()
 
 
 def asgi_application() -> ASGIHandler:
-    """As ``django.core.asgi.get_asgi_application()``, with :class:`ASGIRequest`."""
+    """As ``django.core.asgi.get_asgi_application()``, with :class:`ASGIRequest` (traced with ``OTEL_ENABLED``)."""
     django.setup(set_prefix=False)
+    telemetry.configure()
     return ASGIHandler()

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import OperationalError, connections
 from django.utils import timezone
 
-from . import postgresql
+from . import postgresql, telemetry
 from .context import current_cause
 from .events import DomainEvent
 from .failures import ConcurrencyError
@@ -73,7 +73,7 @@ def publish(
         payload=event.model_dump(mode="json"),
         stream_position=None if expected_version is None else expected_version + 1,
     )
-    with _stream_conflicts(row, expected_version):
+    with _stream_conflicts(row, expected_version), telemetry.publishing(row):  # its span's context: traceparent
         return _append(row, using)
 
 

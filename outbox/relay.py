@@ -41,7 +41,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import breaker, failures, postgresql
+from . import breaker, failures, postgresql, telemetry
 from .clock import db_now_plus
 from .events import registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
@@ -91,14 +91,16 @@ def relay_pass(*, max_seconds: float = 5.0, sweep: bool = True) -> RelayStats:
     total = RelayStats()
     batch = settings.OUTBOX["RELAY_BATCH_SIZE"]
     deadline = time.monotonic() + max_seconds
-    while True:
-        with metrics.RELAY_BATCH_SECONDS.time():
-            stats = fan_out(batch_size=batch)
-            if sweep or stats.held:
-                stats.add(dispatch_due(batch_size=batch))
-        total.add(stats)
-        if (stats.fanned_out < batch and stats.dispatched + stats.dead < batch) or time.monotonic() > deadline:
-            return total
+    with telemetry.relaying() as span:  # the tasks it sends carry its context (Celery's instrumentation)
+        while True:
+            with metrics.RELAY_BATCH_SECONDS.time():
+                stats = fan_out(batch_size=batch)
+                if sweep or stats.held:
+                    stats.add(dispatch_due(batch_size=batch))
+            total.add(stats)
+            if (stats.fanned_out < batch and stats.dispatched + stats.dead < batch) or time.monotonic() > deadline:
+                telemetry.relayed(span, fanned_out=total.fanned_out, dispatched=total.dispatched, dead=total.dead)
+                return total
 
 
 def fan_out(*, batch_size: int) -> RelayStats:

@@ -47,7 +47,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from . import breaker, failures, metrics, postgresql
+from . import breaker, failures, metrics, postgresql, telemetry
 from .clock import db_now_plus
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
@@ -440,7 +440,11 @@ def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool, alone: boo
         return _fail(delivery, str(exc), traceback.format_exc(), bury=True, cause=failures.UNDECODABLE)
     started = time.perf_counter()
     try:
-        with transaction.atomic() if isolate else nullcontext(), caused_by(_cause_of(delivery.event)):
+        with (
+            transaction.atomic() if isolate else nullcontext(),
+            caused_by(_cause_of(delivery.event)),
+            telemetry.delivering(delivery.event, delivery.handler, delivery.attempts),
+        ):
             envelope = envelope_of(
                 delivery.event, attempt=delivery.attempts, max_attempts=subscription.setting("MAX_ATTEMPTS")
             )

@@ -296,6 +296,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# OPENTELEMETRY
+# ------------------------------------------------------------------------------
+# Traces of web requests, Celery tasks, SQL and the outbox's publish, relay and
+# handler runs (config/telemetry.py), one trace per request through every handler.
+# Off, nothing of the SDK is loaded. On, the standard variables configure it:
+# OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER...
+# https://opentelemetry.io/docs/languages/sdk-configuration/
+OTEL_ENABLED = env.bool("OTEL_ENABLED", default=False)
+
 # CELERY
 # ------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
