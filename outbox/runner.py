@@ -47,7 +47,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from . import breaker, failures, metrics, postgresql
+from . import breaker, failure_log, failures, metrics, postgresql
 from .clock import db_now_plus
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
@@ -614,14 +614,8 @@ def _fail(
 
 def _record_failed_attempt(delivery: Delivery, error: str, kind: FailureCause, *, cause: str, counted: bool) -> None:
     """Keep the attempt's failure (``delivery.attempts`` is its number), in the transaction that records it."""
-    DeliveryFailure.objects.create(
-        delivery_id=delivery.id,
-        attempt=delivery.attempts,
-        cause=kind,
-        error_type=cause,
-        error=failures.first_lines(error),
-        counted=counted,
-        failed_at=Now(),
+    failure_log.failed_attempt_record(
+        delivery_id=delivery.id, attempt=delivery.attempts, cause=kind, error_type=cause, error=error, counted=counted
     )
 
 
