@@ -24,6 +24,7 @@ from outbox.selectors import causal_tree, workflow_named
 from outbox.tracing import workflow_resolvers
 from tests.outbox.probe.events import Broke, Flaked, Pinged
 from tests.support.commands import manage
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +291,18 @@ def test_an_events_admin_page_lists_each_failed_attempt_and_the_deliverys_page_h
     assert "Failed attempts" in delivery_page
     assert "RuntimeError: flaky, 1 more" in delivery_page
     assert 'name="failures-0-error"' not in delivery_page
+
+
+@pytest.mark.parametrize(("perms", "shown"), [(("outbox.view_delivery",), True), (("outbox.view_outboxevent",), False)])
+def test_whoever_may_see_a_delivery_sees_its_failed_attempts_and_no_one_else(client, perms, shown):
+    # given staff who may view deliveries, or only events
+    flaky = Delivery.objects.get(event=make_workflow().flaked)
+    client.force_login(make_user("vic", staff=True, perms=perms))
+    # when
+    page = client.get(reverse("admin:outbox_delivery_change", args=[flaky.id]))
+    # then
+    assert page.status_code == (200 if shown else 403)
+    assert ("RuntimeError: flaky, 1 more" in page.content.decode()) is shown
 
 
 def test_an_events_admin_page_shows_its_workflow_and_says_when_it_shows_only_the_first_events(
