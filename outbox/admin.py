@@ -22,7 +22,15 @@ from django.utils.html import format_html
 from . import breaker, selectors, services
 from .events import registry
 from .forms import DeadLetterGroupActionForm
-from .models import UNKNOWN_TYPE_HANDLER, DeadLetter, Delivery, HandlerCircuit, OutboxEvent, ReplayProgress
+from .models import (
+    UNKNOWN_TYPE_HANDLER,
+    DeadLetter,
+    Delivery,
+    DeliveryFailure,
+    HandlerCircuit,
+    OutboxEvent,
+    ReplayProgress,
+)
 from .selectors import DeadLetterGroup
 from .subscriptions import subscriptions
 
@@ -71,6 +79,27 @@ class DeliveryInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class DeliveryFailureInline(admin.TabularInline):
+    """Each failed attempt of the delivery, read-only: the runner writes them."""
+
+    model = DeliveryFailure
+    fields = ("attempt", "failed_at", "cause", "counted", "error_type", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "failed attempt"
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Whoever may see the delivery sees its failed attempts: they need no permission of their own."""
+        return request.user.has_perm("outbox.view_delivery") or request.user.has_perm("outbox.retry_delivery")
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -334,6 +363,7 @@ class DeliveryAdmin(DeadLetterActions, ReadOnlyAdmin):
         "traceback_pre",
     )
     exclude = ("event", "traceback", "last_error")
+    inlines = [DeliveryFailureInline]
     show_full_result_count = False
 
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
@@ -383,6 +413,7 @@ class DeadLetterAdmin(DeadLetterGroupViews, DeadLetterActions, ReadOnlyAdmin):
         "traceback_pre",
     )
     exclude = ("event", "traceback")
+    inlines = [DeliveryFailureInline]
 
     @admin.display(description="event type", ordering="event__type")
     def event_type(self, obj: Delivery) -> str:

@@ -99,6 +99,8 @@ _VARIABLE_PARTS = [
     (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]*\d[0-9a-f]*\b", re.I), "<n>"),
 ]
 PATTERN_LENGTH = 200
+# What a failed attempt's record keeps of its error: the first lines, capped.
+FIRST_LINES, FIRST_LINES_LENGTH = 5, 2_000
 
 
 def error_pattern(message: str) -> str:
@@ -112,3 +114,8 @@ def error_pattern(message: str) -> str:
     for regex, placeholder in _VARIABLE_PARTS:
         line = regex.sub(placeholder, line)
     return line[:PATTERN_LENGTH]
+
+
+def first_lines(message: str) -> str:
+    """The start of an error message, as each failed attempt keeps it (the last attempt's keeps it all)."""
+    return "\n".join(message.splitlines()[:FIRST_LINES])[:FIRST_LINES_LENGTH]

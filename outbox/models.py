@@ -180,6 +180,44 @@ class Delivery(models.Model):
         return f"{self.handler} <- event #{self.event_id} ({self.status})"
 
 
+class DeliveryFailure(models.Model):
+    """One failed attempt of a delivery, written by the runner in the transaction that records the failure.
+
+    A delivery keeps only its last error; these rows keep every failed attempt's (a handler that raised, a
+    worker lost mid-run, the time limit, a permanent failure, a counted ``RetryLater``) for the causal trace.
+    A success writes none. ``counted`` is False for an attempt the delivery was not charged (its circuit
+    was open, or a shared batch's worker was lost on its last attempt). ``failed_at`` is the database's now().
+
+    The rows go with their delivery: on PostgreSQL the foreign key is ``ON DELETE CASCADE`` (added by
+    migration 0013), so the retention's one-statement DELETE stays one statement (Django does not collect
+    them: ``DO_NOTHING``); elsewhere the retention deletes them in the same batch.
+    """
+
+    class Cause(models.TextChoices):
+        HANDLER_ERROR = "handler_error", "handler error"
+        PERMANENT = "permanent", "permanent failure"
+        RETRY_LATER = "retry_later", "retry later (counted)"
+        TIME_LIMIT = "time_limit", "time limit"
+        WORKER_LOST = "worker_lost", "worker lost"
+        UNDELIVERABLE = "undeliverable", "undeliverable"  # no handler subscribed, unknown or undecodable event
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.DO_NOTHING, db_constraint=False, related_name="failures")
+    attempt = models.PositiveIntegerField()
+    cause = models.CharField(max_length=20, choices=Cause.choices)
+    error_type = models.CharField(max_length=200, blank=True, default="")
+    error = models.TextField(blank=True, default="", help_text="The error's first lines.")
+    counted = models.BooleanField(default=True)
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "outbox_delivery_failure"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of delivery #{self.delivery_id}: {self.get_cause_display()}"
+
+
 class DeadLetterManager(models.Manager):
     def get_queryset(self) -> models.QuerySet:
         return super().get_queryset().filter(status=Delivery.Status.DEAD)

@@ -8,6 +8,9 @@ What goes, by age on the database's clock (settings in ``OUTBOX``, checked at st
   longest retry window of any subscription plus ``REPLAY_HORIZON_DAYS``. Until then a handler that
   meets an event again (a delivery sent again, history replayed to it) finds its row and skips it.
 
+A delivery's failed attempts (``DeliveryFailure``) go with it, in its batch: on PostgreSQL by the foreign key's
+``ON DELETE CASCADE``, elsewhere by a DELETE of them just before the deliveries'.
+
 What never goes: events (the table is the event log: the event store and inventory's fold read it),
 unfinished deliveries, and dead letters nobody resolved.
 
@@ -30,7 +33,7 @@ from django.db.models import ExpressionWrapper, QuerySet
 
 from . import checks
 from .clock import db_now_plus
-from .models import Delivery, InboxEntry
+from .models import Delivery, DeliveryFailure, InboxEntry
 from .subscriptions import Subscription, subscriptions
 
 logger = logging.getLogger(__name__)
@@ -162,6 +165,8 @@ def _delete_batch(rows: QuerySet, batch_size: int, report: PruneReport) -> int:
     started = time.perf_counter()
     with transaction.atomic():
         batch = rows.select_for_update(skip_locked=True).values("id")[:batch_size]
+        if rows.model is Delivery and connection.vendor != "postgresql":  # PostgreSQL cascades (migration 0013)
+            DeliveryFailure.objects.filter(delivery__in=batch).delete()
         deleted = rows.model.objects.filter(id__in=batch).delete()[0]
     if deleted:
         report.batches += 1

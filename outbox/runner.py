@@ -47,12 +47,12 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from . import breaker, failures, metrics, postgresql, telemetry
+from . import breaker, failure_log, failures, metrics, postgresql, telemetry
 from .clock import db_now_plus
 from .context import Cause, caused_by
 from .events import Envelope, EventDecodeError, registry
 from .failures import Verdict
-from .models import UNKNOWN_TYPE_HANDLER, Delivery, HandlerCircuit, InboxEntry, OutboxEvent
+from .models import UNKNOWN_TYPE_HANDLER, Delivery, DeliveryFailure, HandlerCircuit, InboxEntry, OutboxEvent
 from .relay import kick_relay_on_commit, ordering_key, shared_starts, worker_lost_error
 from .subscriptions import Subscription, subscriptions
 
@@ -69,6 +69,14 @@ START_GRACE_SECONDS = 2.0
 BACKLOG_SECONDS = 1.0
 # Reconnecting after the database dropped the connection: pauses between tries.
 RECONNECT_PAUSES = (0.2, 1.0, 3.0)
+# What a failure is, on its DeliveryFailure row, by the error type of the failures no handler raised.
+FailureCause = DeliveryFailure.Cause
+CAUSE_OF_TYPE = {
+    failures.WORKER_LOST: FailureCause.WORKER_LOST,
+    failures.NOT_SUBSCRIBED: FailureCause.UNDELIVERABLE,
+    failures.UNKNOWN_TYPE: FailureCause.UNDELIVERABLE,
+    failures.UNDECODABLE: FailureCause.UNDELIVERABLE,
+}
 
 
 @dataclass
@@ -529,15 +537,23 @@ def _handler_failed(
     cause, error = failures.error_type(exc), _describe(exc)
     verdict = subscription.verdict(exc)
     if verdict is Verdict.PERMANENT:
-        return _fail(delivery, f"Permanent failure (not retried): {error}", trace, bury=True, cause=cause)
+        return _fail(
+            delivery,
+            f"Permanent failure (not retried): {error}",
+            trace,
+            bury=True,
+            cause=cause,
+            kind=FailureCause.PERMANENT,
+        )
     if verdict is Verdict.DEFERRED:
         return _defer(delivery, exc, subscription, cause)
     circuit = breaker.circuit_of(delivery.handler) if subscription.has_breaker else None
     report.outcomes.add(subscription, ok=False, error=error)
+    kind = FailureCause.TIME_LIMIT if isinstance(exc, SoftTimeLimitExceeded) else FailureCause.HANDLER_ERROR
     if breaker.outage_known(circuit):
         error += f" (not counted as an attempt: the circuit of {delivery.handler} is {circuit.get_state_display()})"
-        return _fail(delivery, error, trace, subscription=subscription, cause=cause, refund=True)
-    failed = _fail(delivery, error, trace, subscription=subscription, cause=cause)
+        return _fail(delivery, error, trace, subscription=subscription, cause=cause, refund=True, kind=kind)
+    failed = _fail(delivery, error, trace, subscription=subscription, cause=cause, kind=kind)
     tally = report.outcomes.tallies.get(delivery.handler)
     if tally is not None:
         earlier = 0 if tally.succeeded or circuit is None else circuit.consecutive_failures
@@ -549,9 +565,19 @@ def _defer(delivery: Delivery, exc: failures.RetryLater, subscription: Subscript
     """The handler asked to be tried again at a time of its choosing."""
     counted = " (counted as a failed attempt)" if exc.counted else " (not counted as an attempt)"
     error = f"Retry later in {exc.seconds:g} s, as the handler asked: {exc}{counted}"
+    kind = FailureCause.RETRY_LATER if exc.counted else None  # not counted: not a failed attempt, nothing recorded
     if exc.counted and delivery.attempts >= subscription.setting("MAX_ATTEMPTS"):
-        return _fail(delivery, error, "", subscription=subscription, cause=cause)
-    return _fail(delivery, error, "", subscription=subscription, cause=cause, refund=not exc.counted, delay=exc.seconds)
+        return _fail(delivery, error, "", subscription=subscription, cause=cause, kind=kind)
+    return _fail(
+        delivery,
+        error,
+        "",
+        subscription=subscription,
+        cause=cause,
+        refund=not exc.counted,
+        delay=exc.seconds,
+        kind=kind,
+    )
 
 
 def _fail(
@@ -564,11 +590,16 @@ def _fail(
     cause: str = "",
     refund: bool = False,
     delay: float | None = None,
+    kind: FailureCause | None = FailureCause.HANDLER_ERROR,
 ) -> Delivery:
     """Record a failed attempt: retry later with backoff (or after ``delay``), or dead when out of attempts.
 
     ``refund``: the attempt is not counted (the delivery is not a step closer to the dead letter).
+    ``kind``: what the attempt's DeliveryFailure row says it failed of (by ``cause`` for the failures no
+    handler raised); None: it was no failed attempt (a ``RetryLater`` not counted), no row.
     """
+    if kind is not None:
+        _record_failed_attempt(delivery, error, CAUSE_OF_TYPE.get(cause, kind), cause=cause, counted=not refund)
     delivery.last_error, delivery.traceback, delivery.started_at = error[:10_000], trace, None
     delivery.error_type, delivery.error_pattern = cause, failures.error_pattern(error)
     if refund:
@@ -583,6 +614,13 @@ def _fail(
     fields = ["status", "finished_at", "due_at", "last_error", "traceback", "started_at", "crashes", "attempts"]
     delivery.save(update_fields=[*fields, "error_type", "error_pattern"])
     return delivery
+
+
+def _record_failed_attempt(delivery: Delivery, error: str, kind: FailureCause, *, cause: str, counted: bool) -> None:
+    """Keep the attempt's failure (``delivery.attempts`` is its number), in the transaction that records it."""
+    failure_log.failed_attempt_record(
+        delivery_id=delivery.id, attempt=delivery.attempts, cause=kind, error_type=cause, error=error, counted=counted
+    )
 
 
 def backoff_seconds(subscription: Subscription, attempts: int) -> float:

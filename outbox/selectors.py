@@ -12,7 +12,7 @@ from uuid import UUID
 from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Delivery, OutboxEvent
+from .models import Delivery, DeliveryFailure, OutboxEvent
 from .subscriptions import subscriptions
 from .tracing import workflow_resolvers
 
@@ -292,14 +292,15 @@ def caused_events(events: Sequence[OutboxEvent]) -> dict[UUID, list[UUID]]:
 
 @dataclass(frozen=True)
 class HandlerRun:
-    """One delivery of a traced event: the handler, its status and attempts, and how long it took."""
+    """One delivery of a traced event: the handler, its status and attempts, how long it took, each failed attempt."""
 
     delivery: Delivery
     # From the event's occurred_at (set as its transaction wrote it, just before that commits) to the
     # delivery's finished_at (the database's now() in the transaction that marked it done with the handler's
     # effects, i.e. when that began; or when it died); None while it is unfinished.
     took: timedelta | None
-    failed_attempts: int  # only the last one's error is kept: Delivery.last_error, error_type
+    failed_attempts: int  # counted from attempts (deliveries that failed before 0013 have no failure rows)
+    failures: tuple[DeliveryFailure, ...] = ()  # every failed attempt recorded, in order
 
     @property
     def took_ms(self) -> float | None:
@@ -340,10 +341,12 @@ def causal_tree(*, correlation_id: UUID, limit: int | None = None) -> list[Trace
     outside the workflow: a request, or nothing. An event is counted its
     cause's child only if the cause is earlier in the log, as every real cause
     is: a corrupted link can then hide no event in a cycle, and the first
-    ``limit`` events are whole trees. Two queries, on the correlation index
-    and the deliveries' (event, handler) index.
+    ``limit`` events are whole trees. Three queries, on the correlation index,
+    the deliveries' (event, handler) index and the failures' delivery index.
     """
-    deliveries = Prefetch("deliveries", queryset=Delivery.objects.defer("traceback").order_by("id"))
+    failures = Prefetch("failures", queryset=DeliveryFailure.objects.order_by("id"))
+    deliveries = Delivery.objects.defer("traceback").prefetch_related(failures).order_by("id")
+    deliveries = Prefetch("deliveries", queryset=deliveries)
     events = OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
     events = list(events[:limit] if limit is not None else events)
     position = {event.event_id: event.id for event in events}
@@ -367,7 +370,7 @@ def _run(event: OutboxEvent, delivery: Delivery) -> HandlerRun:
         failed = max(0, delivery.attempts - 1)  # the last attempt succeeded, or is running
     else:
         failed = delivery.attempts
-    return HandlerRun(delivery, took, failed)
+    return HandlerRun(delivery, took, failed, tuple(delivery.failures.all()))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection, transaction
 from django.utils import timezone
 
-from outbox.models import Delivery, InboxEntry
+from outbox.models import Delivery, DeliveryFailure, InboxEntry
 from outbox.publishing import publish
 from outbox.relay import dispatch_due, fan_out
 from outbox.runner import START_GRACE_SECONDS, run_deliveries
@@ -107,6 +107,9 @@ def test_an_abandoned_attempt_is_recorded_as_a_lost_worker_and_the_delivery_goes
     assert (delivery.status, delivery.attempts, delivery.crashes, delivery.started_at) == ("pending", 1, 1, None)
     assert "The worker running attempt 1 of 8 was lost" in delivery.last_error
     assert delivery.due_at > timezone.now()
+    [failure] = delivery.failures.all()
+    assert (failure.attempt, failure.cause, failure.error_type) == (1, "worker_lost", "outbox.WorkerLost")
+    assert "The worker running attempt 1 of 8 was lost" in failure.error
     assert not Effect.objects.exists()
 
 
@@ -126,10 +129,12 @@ def test_an_abandoned_last_attempt_of_a_shared_batch_is_not_charged_but_one_run_
     for delivery in Delivery.objects.filter(id__in=[d.id for d in batch]):
         assert (delivery.status, delivery.attempts, delivery.crashes) == ("pending", 7, 1)
         assert "shared its batch with others" in delivery.last_error
+        assert list(delivery.failures.values_list("attempt", "cause", "counted")) == [(8, "worker_lost", False)]
     # and the one that ran alone is dead: the crash was its own
     alone.refresh_from_db()
     assert own.dead == [alone.id]
     assert (alone.status, alone.attempts, alone.crashes) == ("dead", 8, 1)
+    assert list(alone.failures.values_list("attempt", "cause", "counted")) == [(8, "worker_lost", True)]
     assert not Effect.objects.exists()
 
 
@@ -183,6 +188,10 @@ def test_a_handler_interrupted_by_the_soft_time_limit_fails_and_the_rest_of_its_
     assert (second.status, second.attempts) == ("pending", 1)
     assert "soft time limit" in second.last_error
     assert {(d.status, d.attempts, d.started_at) for d in (first, third)} == {("pending", 0, None)}
+    # and only the interrupted attempt is on record as failed, of the time limit
+    assert list(DeliveryFailure.objects.values_list("delivery_id", "attempt", "cause")) == [
+        (second.id, 1, "time_limit")
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

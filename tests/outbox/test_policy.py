@@ -39,6 +39,9 @@ def test_a_permanent_failure_is_dead_at_once_after_one_attempt(raises):
     assert (delivery.status, delivery.attempts) == ("dead", 1)
     assert delivery.last_error.startswith("Permanent failure (not retried): ")
     assert "Traceback" in delivery.traceback
+    [failure] = delivery.failures.all()
+    assert (failure.attempt, failure.cause, failure.counted) == (1, "permanent", True)
+    assert failure.error.startswith("Permanent failure (not retried): ")
 
 
 @pytest.mark.django_db
@@ -48,6 +51,7 @@ def test_a_transient_failure_is_retried_with_backoff(raises):
     delivery = _judged(raises)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.error_type == raises
+    assert list(delivery.failures.values_list("attempt", "cause", "error_type")) == [(1, "handler_error", raises)]
 
 
 @pytest.mark.django_db
@@ -57,6 +61,7 @@ def test_retry_later_is_due_when_the_handler_said_and_spends_no_attempt():
     assert "Retry later in 0.5 s, as the handler asked: the judge is busy (not counted" in delivery.last_error
     assert Delivery.objects.filter(id=delivery.id, due_at__gt=Now()).exists()
     assert not Effect.objects.exists()
+    assert not delivery.failures.exists()  # not a failed attempt: nothing on record
 
 
 @pytest.mark.django_db
@@ -73,6 +78,7 @@ def test_a_counted_retry_later_on_the_last_attempt_is_dead():
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("dead", 3)
     assert "(counted as a failed attempt)" in delivery.last_error
+    assert list(delivery.failures.values_list("attempt", "cause", "counted")) == [(3, "retry_later", True)]
 
 
 def test_the_most_specific_listed_class_decides():

@@ -14,10 +14,11 @@ import pytest
 from celery import current_app
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outbox import retention
-from outbox.models import Delivery, InboxEntry, OutboxEvent
+from outbox.models import Delivery, DeliveryFailure, InboxEntry, OutboxEvent
 from outbox.retention import PRUNE_LOCK_KEY, finished_work_prune, inbox_window, retry_window
 from outbox.subscriptions import Subscription, subscriptions
 from tests.outbox.probe.events import Pinged
@@ -162,6 +163,30 @@ def test_resolved_dead_letters_go_after_their_own_window_and_unresolved_ones_sta
     assert (report.resolved, report.deliveries) == (1, 1)
     assert set(Delivery.objects.values_list("id", flat=True)) == {lately_resolved.id, unresolved.id}
     assert OutboxEvent.objects.filter(id__in=[long_resolved.event_id, done.event_id]).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_failed_attempts_of_pruned_deliveries_go_with_them_and_the_others_stay(settings):
+    # given a done delivery past retention that failed twice first, a resolved dead letter past its window that
+    # failed three times, and a dead letter nobody resolved that failed once
+    settings.OUTBOX = {**settings.OUTBOX, "RETENTION_RESOLVED_DAYS": 90.0, "RETENTION_DONE_DAYS": 30.0}
+    now = timezone.now()
+    done = make_delivery(status="done", finished_at=now - timedelta(days=60))
+    resolved = make_delivery(status="dead", resolved_at=now - timedelta(days=100))
+    unresolved = make_delivery(status="dead")
+    for delivery, failed in ((done, 2), (resolved, 3), (unresolved, 1)):
+        DeliveryFailure.objects.bulk_create(
+            DeliveryFailure(delivery=delivery, attempt=n, cause="handler_error", error="boom", failed_at=now)
+            for n in range(1, failed + 1)
+        )
+    # when retention runs
+    with CaptureQueriesContext(connection) as queries:
+        report = finished_work_prune()
+    # then the pruned deliveries' failures went with them, in their batch; the kept letter's failure stays
+    assert (report.deliveries, report.resolved) == (1, 1)
+    assert list(DeliveryFailure.objects.values_list("delivery_id", flat=True)) == [unresolved.id]
+    # and the database's cascade took them: each batch is still one DELETE, with no ids collected by Django
+    assert not [q["sql"] for q in queries if "outbox_delivery_failure" in q["sql"]]
 
 
 def _advisory_lock_holders() -> int:

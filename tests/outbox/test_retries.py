@@ -1,6 +1,8 @@
 """Retries, backoff and the dead-letter queue, through a real worker and relay."""
 
+import re
 import uuid
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -45,6 +47,13 @@ def test_a_handler_that_fails_twice_then_succeeds_ends_done_after_three_growing_
     times = [float(t) for t in redis.lrange(f"probe:flaky-times:{row.event_id}", 0, -1)]
     first_delay, second_delay = times[1] - times[0], times[2] - times[1]
     assert 0.3 * 0.8 <= first_delay < second_delay
+    # and its trace lists both failed attempts, each with its own error
+    out = StringIO()
+    call_command("outbox_trace", str(row.event_id), stdout=out)
+    failed = [line.strip() for line in out.getvalue().splitlines() if line.strip().startswith("! ")]
+    assert [re.sub(r" at [\d:. -]+,", "", line) for line in failed] == [
+        f"! attempt {n} failed handler error [RuntimeError]: RuntimeError: flaky failure {n} of 2" for n in (1, 2)
+    ]
 
 
 def test_a_handler_that_always_fails_ends_dead_with_its_traceback(live_outbox):

@@ -18,12 +18,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outbox import admin as outbox_admin
-from outbox.models import Delivery, OutboxEvent
+from outbox.models import Delivery, DeliveryFailure, OutboxEvent
 from outbox.publishing import publish
 from outbox.selectors import causal_tree, workflow_named
 from outbox.tracing import workflow_resolvers
 from tests.outbox.probe.events import Broke, Flaked, Pinged
 from tests.support.commands import manage
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,8 @@ def make_workflow() -> Workflow:
         broke = publish(Broke(thing_id=thing), correlation_id=correlation, causation_id=root.event_id)
         echo = publish(Pinged(thing_id=thing, seq=1), correlation_id=correlation, causation_id=flaked.event_id)
         publish(Pinged(thing_id=thing))  # another workflow's
-    # the root's handlers are done, the flaky one after two failures; the broken one is dead
+    # the root's handlers are done, the flaky one after two failures (on record); the broken one is dead (it failed
+    # before each failure was recorded: only its last error is known)
     done_at = root.occurred_at + timedelta(milliseconds=25)
     Delivery.objects.filter(event=root).update(status="done", attempts=1, started_at=done_at, finished_at=done_at)
     Delivery.objects.filter(event=flaked).update(
@@ -59,6 +61,18 @@ def make_workflow() -> Workflow:
         finished_at=done_at,
         last_error="RuntimeError: flaky, 2 more",
         error_type="RuntimeError",
+    )
+    flaky = Delivery.objects.get(event=flaked)
+    DeliveryFailure.objects.bulk_create(
+        DeliveryFailure(
+            delivery=flaky,
+            attempt=n,
+            cause="handler_error",
+            error_type="RuntimeError",
+            error=f"RuntimeError: flaky, {n} more\nsecond line",
+            failed_at=done_at - timedelta(milliseconds=10 - n),
+        )
+        for n in (1, 2)
     )
     Delivery.objects.filter(event=broke).update(
         status="dead", attempts=3, finished_at=done_at, last_error="ValueError: the probe is broken\nmore lines"
@@ -102,6 +116,10 @@ def test_each_event_has_its_handlers_runs_with_the_time_from_the_event_to_done_a
     assert sorted(run.delivery.handler for run in root.runs) == ["probe.record_a", "probe.record_b", "probe.record_c"]
     [flaky] = flaked.runs
     assert (flaky.delivery.handler, flaky.delivery.status, flaky.failed_attempts) == ("probe.flaky", "done", 2)
+    assert [(f.attempt, f.error.splitlines()[0]) for f in flaky.failures] == [
+        (1, "RuntimeError: flaky, 1 more"),
+        (2, "RuntimeError: flaky, 2 more"),
+    ]
     assert flaky.took == timedelta(milliseconds=25) - (flow.flaked.occurred_at - flow.root.occurred_at)
     [breakable] = broke.runs
     assert (breakable.delivery.status, breakable.failed_attempts) == ("dead", 3)
@@ -179,10 +197,16 @@ def test_the_trace_of_a_workflow_prints_each_event_under_its_cause_with_its_hand
     ]
     assert events[0].endswith(f"event {flow.root.event_id} caused by {flow.request_id}")
     assert "caused by" not in events[1]
-    # and each handler's run, with the time from the event to done and the last failed attempt's error
+    # and each handler's run, with the time from the event to done and each failed attempt's error
     text = "\n".join(lines) + "\n"
     assert re.search(r"\n      -> probe\.flaky: done, 3 attempts, took \d+\.\d ms, started .*, finished ", text)
-    assert "\n         ! 2 failed attempts; the last [RuntimeError]: RuntimeError: flaky, 2 more\n" in text
+    for n in (1, 2):
+        assert re.search(
+            rf"\n         ! attempt {n} failed at [\d-]+ [\d:.]+, handler error \[RuntimeError\]: "
+            rf"RuntimeError: flaky, {n} more\n",
+            text,
+        )
+    # and a delivery that failed before failures were recorded shows the last error it kept
     assert re.search(r"\n      -> probe\.breakable: dead, 3 attempts, took \d+\.\d ms, finished ", text)
     assert "\n         ! 3 failed attempts; the last: ValueError: the probe is broken\n" in text
     assert re.search(r"\n          -> probe\.record_a: dispatched, 0 attempts\n", text)
@@ -248,6 +272,37 @@ def test_run_from_the_shell_a_trace_prints_and_an_unknown_id_exits_2_with_one_li
 
 
 # the admin
+
+
+def test_an_events_admin_page_lists_each_failed_attempt_and_the_deliverys_page_has_them_inline(admin_client):
+    # given a workflow whose flaky delivery failed twice before it succeeded
+    flow = make_workflow()
+    flaky = Delivery.objects.get(event=flow.flaked)
+    # when
+    event_page = admin_client.get(reverse("admin:outbox_outboxevent_change", args=[flow.root.id])).content.decode()
+    delivery_page = admin_client.get(reverse("admin:outbox_delivery_change", args=[flaky.id])).content.decode()
+    # then the tree lists both attempts with their errors
+    tree = event_page[event_page.index('<div class="causal-tree">') :]
+    for n in (1, 2):
+        assert re.search(
+            rf"attempt {n} failed at [\d:.]+, handler error \[RuntimeError\]: RuntimeError: flaky, {n} more", tree
+        )
+    # and the delivery's page shows them read-only
+    assert "Failed attempts" in delivery_page
+    assert "RuntimeError: flaky, 1 more" in delivery_page
+    assert 'name="failures-0-error"' not in delivery_page
+
+
+@pytest.mark.parametrize(("perms", "shown"), [(("outbox.view_delivery",), True), (("outbox.view_outboxevent",), False)])
+def test_whoever_may_see_a_delivery_sees_its_failed_attempts_and_no_one_else(client, perms, shown):
+    # given staff who may view deliveries, or only events
+    flaky = Delivery.objects.get(event=make_workflow().flaked)
+    client.force_login(make_user("vic", staff=True, perms=perms))
+    # when
+    page = client.get(reverse("admin:outbox_delivery_change", args=[flaky.id]))
+    # then
+    assert page.status_code == (200 if shown else 403)
+    assert ("RuntimeError: flaky, 1 more" in page.content.decode()) is shown
 
 
 def test_an_events_admin_page_shows_its_workflow_and_says_when_it_shows_only_the_first_events(

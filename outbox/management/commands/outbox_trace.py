@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from outbox.models import Delivery
+from outbox.models import Delivery, DeliveryFailure
 from outbox.selectors import HandlerRun, TraceNode, Workflow, causal_tree, workflow_named
 from outbox.tracing import workflow_resolvers
 
@@ -17,8 +17,9 @@ class Command(BaseCommand):
     help = (
         "Print the causal tree of a workflow: each event under the event that caused it (causation_id), with "
         "every handler it was delivered to: status, attempts, when the last attempt started and finished, how "
-        "long the hop took, and the error of the last failed attempt (the only one kept). A hop runs from the "
-        "event's occurred_at, set as its transaction wrote it (it commits just after), to the delivery's "
+        "long the hop took, and each failed attempt: when, why (handler error, worker lost, time limit, ...) and "
+        "its error (only the last one, for deliveries that failed before each failure was recorded). A hop runs "
+        "from the event's occurred_at, set as its transaction wrote it (it commits just after), to the delivery's "
         "finished_at, the database's now() in the transaction that marked it done with the handler's effects (so "
         "when that transaction began: the handler's own run is not counted) or dead. Times are UTC. Given an "
         "event id, print the chain of events that led to it and the tree of what it caused. An id that names "
@@ -107,11 +108,20 @@ def _run_lines(run: HandlerRun) -> list[str]:
     if d.finished_at:
         parts.append(f"finished {_time(d.finished_at)}")
     lines = [f"-> {d.handler}: {', '.join(parts)}"]
-    if d.last_error:
+    lines += [f"   ! {_failure(failure)}" for failure in run.failures]
+    if d.last_error and not run.failures:  # failed before each attempt's failure was recorded
         failed = f"{run.failed_attempts} failed attempt{'' if run.failed_attempts == 1 else 's'}"
         kind = f" [{d.error_type}]" if d.error_type else ""
         lines.append(f"   ! {failed}; the last{kind}: {d.last_error.splitlines()[0][:300]}")
     return lines
+
+
+def _failure(failure: DeliveryFailure) -> str:
+    counted = "" if failure.counted else " (not counted)"
+    kind = f" [{failure.error_type}]" if failure.error_type else ""
+    error = (failure.error.splitlines() or [""])[0][:300]
+    when = f"at {_time(failure.failed_at)}, {failure.get_cause_display()}"
+    return f"attempt {failure.attempt} failed{counted} {when}{kind}: {error}"
 
 
 def _time(value: datetime) -> str:
