@@ -41,7 +41,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import breaker, failures, postgresql, telemetry
+from . import breaker, failure_log, failures, postgresql, telemetry
 from .clock import db_now_plus
 from .events import registry
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
@@ -463,6 +463,14 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
         error_pattern=failures.error_pattern(error),
         traceback="",
     )
+    failure_log.failed_attempt_record(
+        delivery_id=delivery.id,
+        attempt=delivery.attempts,
+        cause=failure_log.Cause.WORKER_LOST,
+        error_type=failures.WORKER_LOST,
+        error=error,
+        counted=not refund,
+    )
     delivery.crashes += 1  # as the row is now, so that its task travels alone
     logger.warning("outbox: delivery %s to %s: %s", delivery.id, delivery.handler, error)
 
@@ -478,6 +486,14 @@ def _bury(delivery: Delivery, error: str, *, lost: bool = False) -> None:
         started_at=None,
         crashes=F("crashes") + int(lost),
     )
+    if lost:  # its last attempt's worker was lost (a delivery no one subscribes to had no attempt)
+        failure_log.failed_attempt_record(
+            delivery_id=delivery.id,
+            attempt=delivery.attempts,
+            cause=failure_log.Cause.WORKER_LOST,
+            error_type=failures.WORKER_LOST,
+            error=error,
+        )
     logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
 
 

@@ -144,6 +144,8 @@ def test_a_worker_killed_inside_a_handler_leaves_the_delivery_to_another_worker(
     delivery = Delivery.objects.get(event=event)
     assert (delivery.attempts, delivery.crashes) == (2, 1)  # the lost attempt counts, and is on record
     assert "was lost before it finished" in delivery.last_error
+    # the relay found the loss when the lease ran out, and recorded it as the first attempt's failure
+    assert list(delivery.failures.values_list("attempt", "cause", "counted")) == [(1, "worker_lost", True)]
 
 
 def test_a_delivery_that_kills_its_worker_goes_dead_alone_and_its_batch_siblings_finish_once(processes):
@@ -173,6 +175,8 @@ def test_a_delivery_that_kills_its_worker_goes_dead_alone_and_its_batch_siblings
         delivery = deliveries[event.id]
         assert (delivery.status, delivery.attempts, delivery.crashes) == ("dead", 3, 3)
         assert "The worker was lost during attempt 3 of 3, the last allowed" in delivery.last_error
+        # each lost attempt is on record, whether a runner or the relay found it
+        assert sorted(delivery.failures.values_list("attempt", "cause")) == [(n, "worker_lost") for n in (1, 2, 3)]
 
 
 def test_the_soft_time_limit_stops_a_batch_between_deliveries_and_spends_no_attempt_on_the_rest(processes):
