@@ -463,14 +463,7 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
         error_pattern=failures.error_pattern(error),
         traceback="",
     )
-    failure_log.failed_attempt_record(
-        delivery_id=delivery.id,
-        attempt=delivery.attempts,
-        cause=failure_log.Cause.WORKER_LOST,
-        error_type=failures.WORKER_LOST,
-        error=error,
-        counted=not refund,
-    )
+    _record_lost_attempt(delivery, error, counted=not refund)
     delivery.crashes += 1  # as the row is now, so that its task travels alone
     logger.warning("outbox: delivery %s to %s: %s", delivery.id, delivery.handler, error)
 
@@ -487,14 +480,20 @@ def _bury(delivery: Delivery, error: str, *, lost: bool = False) -> None:
         crashes=F("crashes") + int(lost),
     )
     if lost:  # its last attempt's worker was lost (a delivery no one subscribes to had no attempt)
-        failure_log.failed_attempt_record(
-            delivery_id=delivery.id,
-            attempt=delivery.attempts,
-            cause=failure_log.Cause.WORKER_LOST,
-            error_type=failures.WORKER_LOST,
-            error=error,
-        )
+        _record_lost_attempt(delivery, error, counted=True)
     logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
+
+
+def _record_lost_attempt(delivery: Delivery, error: str, *, counted: bool) -> None:
+    """Keep the attempt whose worker was lost among the delivery's failed attempts (for the trace)."""
+    failure_log.failed_attempt_record(
+        delivery_id=delivery.id,
+        attempt=delivery.attempts,
+        cause=failure_log.Cause.WORKER_LOST,
+        error_type=failures.WORKER_LOST,
+        error=error,
+        counted=counted,
+    )
 
 
 def _dispatched(deliveries: list[Delivery], token: int, stats: RelayStats) -> None:
