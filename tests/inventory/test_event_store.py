@@ -15,7 +15,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.events import StockLine
+from inventory.events import StockLine, StockReceived
 from inventory.models import Product, Reservation, ReservationLine, StockItem, StockSnapshot
 from inventory.selectors import stock_as_of, stock_history, stock_level, stock_replayed
 from inventory.services import stock_rebuild, stock_receive, stock_release, stock_reserve, stock_ship_out
@@ -23,6 +23,7 @@ from inventory.stock import StockState, fold_all
 from orders.management.commands.seed_demo import CATALOGUE
 from outbox.events import registry
 from outbox.models import OutboxEvent
+from outbox.publishing import publish
 from tests.factories import make_product
 
 pytestmark = pytest.mark.django_db
@@ -387,3 +388,18 @@ def test_the_migration_opens_a_stream_for_stock_that_had_none():
     # and running it again opens nothing more
     migration.open_streams(apps, schema_editor=None)
     assert len(stream(product.sku)) == 2
+
+
+def test_an_append_another_writer_beat_is_folded_in_and_the_service_runs_again():
+    # given 10 units, and 4 more appended to the SKU's stream by another writer, which the projection never saw
+    product = make_product(on_hand=10)
+    with transaction.atomic():
+        publish(StockReceived(sku=product.sku, quantity=4))
+    assert projection(product.sku).version == 1
+    # when 3 units are received through the service
+    stock_receive(sku=product.sku, quantity=3)
+    # then its first append, at the projection's version, was refused; the projection caught up from the
+    # stream and the service ran again: every unit is counted once, each event at its own position
+    assert [(r.stream_position, r.payload["quantity"]) for r in stream(product.sku)] == [(1, 10), (2, 4), (3, 3)]
+    assert projection(product.sku) == fold_from_zero(product.sku) == StockState(on_hand=17, reserved=0, version=3)
+    assert StockItem.objects.get(sku=product.sku).position == stream(product.sku)[-1].id
