@@ -122,7 +122,12 @@ class OrderAdmin(ReadOnlyAdmin):
         if order is None or not self.has_view_or_change_permission(request, order):
             return {"as_of_form": form}  # the page itself says why
         at = form.cleaned_data["as_of"]
-        return {"as_of_form": form, "as_of": at, "as_of_snapshot": selectors.order_as_of(order=order, at=at)}
+        try:
+            snapshot = selectors.order_as_of(order=order, at=at)
+        except selectors.HistoryUnreadable as unreadable:
+            form.add_error("as_of", str(unreadable))
+            return {"as_of_form": form}
+        return {"as_of_form": form, "as_of": at, "as_of_snapshot": snapshot}
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_order")

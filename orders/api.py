@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api.errors import Conflict, ErrorSerializer, InvalidInputSerializer, Unprocessable
+from config.api.errors import Conflict, ErrorSerializer, InvalidInputSerializer, Unavailable, Unprocessable
 from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
@@ -366,6 +366,11 @@ AS_OF_ERRORS = {
             )
         ],
     ),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="With `as_of`: the order's history holds an event this release cannot read yet "
+        "(written by a newer one, during a deploy); try again once every process runs it.",
+    ),
 }
 
 
@@ -404,7 +409,10 @@ class OrderDetailApi(APIView):
         if "as_of" not in filters.validated_data:
             return Response(OrderDetailSerializer(order).data)
         at = filters.validated_data["as_of"]
-        snapshot = selectors.order_as_of(order=order, at=at)
+        try:
+            snapshot = selectors.order_as_of(order=order, at=at)
+        except selectors.HistoryUnreadable as unreadable:
+            raise Unavailable(str(unreadable)) from unreadable
         if snapshot is None:
             raise NotFound(
                 f"Order {order.id} did not exist yet at {_iso(at)}: it was created at {_iso(order.created_at)}."

@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
 from inventory.events import InventoryReleased, StockShipped
-from outbox.events import Money, registry
+from outbox.events import DomainEvent, EventDecodeError, Money, registry
 from outbox.models import Delivery, OutboxEvent
 from outbox.selectors import correlation_events
 from payments.events import PaymentRefunded
@@ -214,6 +214,21 @@ def order_shipment(*, order: Order) -> ShipmentState | None:
     )
 
 
+class HistoryUnreadable(Exception):
+    """An event of the order's history cannot be read by this version of the code (one written by a newer
+    release during a rolling deploy, say): the order's past cannot be rebuilt until it can."""
+
+
+def _decoded(row: OutboxEvent) -> DomainEvent:
+    try:
+        return registry.decode(row.type, row.version, row.payload)
+    except EventDecodeError as exc:
+        raise HistoryUnreadable(
+            f"The order's history holds event {row.event_id} ({row.type} v{row.version}), which this version "
+            "of the shop cannot read; try again once every process runs the release that wrote it."
+        ) from exc
+
+
 def order_as_of(*, order: Order, at: dt.datetime | None) -> OrderSnapshot | None:
     """The order as it was at ``at`` (timezone-aware): the fold of its events that had happened by then.
 
@@ -236,7 +251,7 @@ def order_as_of(*, order: Order, at: dt.datetime | None) -> OrderSnapshot | None
     at = min(at, timezone.now()) if at is not None else timezone.now()
     rows = correlation_events(correlation_id=order.correlation_id, types=history.EVENT_TYPES)
     happened = ((row, _happened_at(order, row)) for row in rows.iterator())
-    events = ((registry.decode(row.type, row.version, row.payload), when) for row, when in happened if when <= at)
+    events = ((_decoded(row), when) for row, when in happened if when <= at)
     state = history.fold_all(history.OrderHistory(), events)
     if state.placed_at is None:
         return None

@@ -41,6 +41,14 @@ class Unprocessable(exceptions.APIException):
     default_code = "unprocessable"
 
 
+class Unavailable(exceptions.APIException):
+    """503: what was asked cannot be answered by this release yet (it will be, later); nothing changed."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "This cannot be answered right now; try again later."
+    default_code = "unavailable"
+
+
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"

@@ -15,6 +15,7 @@ from schemathesis import checks
 
 from orders.models import Order
 from orders.services import order_cancel
+from outbox.models import OutboxEvent
 from tests.factories import ADDRESS, make_product, place_order
 from tests.support.users import make_user, token_client
 
@@ -258,3 +259,31 @@ def owner_headers(alice, cancelled, in_process_requests) -> dict[str, str]:
 def test_the_order_detail_as_of_a_time_answers_as_its_schema_says(case, owner_headers):
     # when a generated request is sent by the order's owner: then no 5xx, and status, headers and body are as documented
     case.call_and_validate(headers=owner_headers, checks=CHECKS)
+
+
+def store_an_event_from_a_newer_release(order: Order) -> OutboxEvent:
+    """A payment event of the order's workflow in a version this code does not know (as during a deploy)."""
+    return OutboxEvent.objects.create(
+        type="payments.PaymentProcessed",
+        version=99,
+        occurred_at=timezone.now(),
+        aggregate_type="payments.Payment",
+        aggregate_id=str(order.id),
+        correlation_id=order.correlation_id,
+        payload={"shape": "of the future"},
+    )
+
+
+def test_a_history_holding_an_event_this_release_cannot_read_is_503_saying_which(alice):
+    # given alice's confirmed order, and an event of its workflow written by a newer release
+    order = place_order(customer=alice, lines=[(make_product(), 1)], confirm=True)
+    unreadable = store_an_event_from_a_newer_release(order)
+    # when she asks for it as of now
+    response = token_client(alice).get(order_url(order), {"as_of": z(timezone.now())})
+    # then 503, naming the event and what to do; the order without as_of still answers
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "unavailable"
+    assert f"event {unreadable.event_id} (payments.PaymentProcessed v99)" in body["detail"]
+    assert "try again once every process runs the release that wrote it" in body["detail"]
+    assert token_client(alice).get(order_url(order)).status_code == 200
