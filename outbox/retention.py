@@ -34,7 +34,9 @@ from django.db.models import ExpressionWrapper, QuerySet
 from . import checks
 from .clock import db_now_plus
 from .models import Delivery, DeliveryFailure, InboxEntry
+from .runner import backoff_ceiling
 from .subscriptions import Subscription, subscriptions
+from .tasks import dropping_a_broken_connection
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
@@ -66,23 +68,22 @@ def retry_window(subscription: Subscription) -> timedelta:
     """The longest a delivery to this subscription can go on being tried: a lease per attempt, the backoffs between.
 
     A lease bounds an attempt (the hard time limit ends a run before it; a worker lost mid-run is found when it
-    runs out). The backoffs are :func:`outbox.runner.backoff_seconds` without its jitter, which only shortens them.
+    runs out). The backoffs are the runner's (:func:`outbox.runner.backoff_ceiling`) without the jitter,
+    which only shortens them.
     """
     attempts = subscription.setting("MAX_ATTEMPTS")
-    backoffs = _backoff_total(
-        subscription.setting("BACKOFF_BASE_SECONDS"), subscription.setting("BACKOFF_CAP_SECONDS"), attempts - 1
-    )
-    return timedelta(seconds=attempts * settings.OUTBOX["LEASE_SECONDS"] + backoffs)
+    return timedelta(seconds=attempts * settings.OUTBOX["LEASE_SECONDS"] + _backoffs(subscription, attempts - 1))
 
 
-def _backoff_total(base: float, cap: float, gaps: int) -> float:
-    """``sum(min(cap, base * 2 ** (n - 1)) for n in 1..gaps)``, in a few steps however many ``gaps``."""
-    if base <= 0:
-        return 0.0
-    total, delay, doubled = 0.0, base, 0
-    while doubled < gaps and delay < cap:  # the doubling delays, until the cap
-        total, delay, doubled = total + delay, delay * 2, doubled + 1
-    return total + (gaps - doubled) * cap  # then the cap for every gap left
+def _backoffs(subscription: Subscription, gaps: int) -> float:
+    """The runner's backoff ceilings for the first ``gaps`` failures, summed; in a few steps however many gaps."""
+    total = 0.0
+    for failed in range(1, gaps + 1):
+        ceiling = backoff_ceiling(subscription, failed)
+        if ceiling >= subscription.setting("BACKOFF_CAP_SECONDS"):  # capped from here on: every gap left is the cap
+            return total + (gaps - failed + 1) * ceiling
+        total += ceiling
+    return total
 
 
 def inbox_window() -> timedelta:
@@ -187,11 +188,8 @@ def prune() -> None:
         return
     soft = checks.soft_time_limit(prune, request=prune.request)
     budget = min(RUN_SECONDS, 0.5 * soft) if soft else RUN_SECONDS
-    try:
+    with dropping_a_broken_connection():
         report = finished_work_prune(deadline=time.monotonic() + budget)
-    except (InterfaceError, OperationalError):
-        connection.close()  # workers keep their connection (CELERY_DB_REUSE_MAX): the next task connects afresh
-        raise
     if report.longest_batch > BATCH_BOUND_SECONDS:
         logger.warning(
             "outbox prune: a batch held its locks %.0f ms, over the %.0f ms bound; lower OUTBOX_RETENTION_BATCH_SIZE",

@@ -629,9 +629,13 @@ def backoff_seconds(subscription: Subscription, attempts: int) -> float:
     The jitter spreads retries of many deliveries that failed together, yet
     keeps each delay longer than the one before it (until the cap).
     """
-    base = subscription.setting("BACKOFF_BASE_SECONDS")
-    ceiling = min(subscription.setting("BACKOFF_CAP_SECONDS"), base * 2 ** (attempts - 1))
-    return ceiling * random.uniform(0.8, 1.0)
+    return backoff_ceiling(subscription, attempts) * random.uniform(0.8, 1.0)
+
+
+def backoff_ceiling(subscription: Subscription, attempts: int) -> float:
+    """The delay after ``attempts`` failed attempts before its jitter: ``base * 2**(n-1)``, at most the cap."""
+    cap, base = subscription.setting("BACKOFF_CAP_SECONDS"), subscription.setting("BACKOFF_BASE_SECONDS")
+    return min(cap, base * 2.0 ** min(attempts - 1, 1023))  # a float power: past the cap, never an overflow
 
 
 def _refan(delivery: Delivery) -> Delivery | None:

@@ -16,7 +16,7 @@ logger = get_task_logger(__name__)
 
 
 @contextmanager
-def _dropping_a_broken_connection() -> Iterator[None]:
+def dropping_a_broken_connection() -> Iterator[None]:
     """Workers keep their connection across tasks (CELERY_DB_REUSE_MAX); one the
     database dropped is closed here so the next task connects afresh. The
     delivery is not lost: its lease runs out and the relay dispatches it again."""
@@ -36,7 +36,7 @@ def relay() -> None:
     """
     wakeup.clear_kick()
     soft = checks.soft_time_limit(relay, request=relay.request)
-    with _dropping_a_broken_connection():
+    with dropping_a_broken_connection():
         relay_module.relay_pass(max_seconds=min(5.0, 0.5 * soft) if soft else 5.0)
 
 
@@ -48,7 +48,7 @@ def run_deliveries(self: Task, delivery_ids: list[int], token: int | None = None
     the grace the runner gives such starts: if no runner holds them by then,
     their worker was lost, and the runner records it.
     """
-    with _dropping_a_broken_connection():
+    with dropping_a_broken_connection():
         report = runner.run_deliveries(delivery_ids, token=token, deadline=_deadline(self))
     if report.handed_back:
         logger.info("outbox: %d deliveries handed back unstarted at the soft time limit", len(report.handed_back))
