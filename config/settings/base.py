@@ -431,6 +431,11 @@ OUTBOX = {
 # fold every this many events, so a past ("as of") state reads at most this many.
 INVENTORY_SNAPSHOT_EVERY = env.int("INVENTORY_SNAPSHOT_EVERY", default=50)
 
+# PROXIES
+# ------------------------------------------------------------------------------
+# The number of trusted reverse proxies in front of the web processes (0: clients connect directly).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
@@ -447,6 +452,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # How many proxies in front of the web processes append to X-Forwarded-For: DRF's throttles then
+    # count the address the nearest trusted proxy saw. 0 (the default): the header is ignored, so a
+    # client cannot forge a fresh throttle bucket with it.
+    "NUM_PROXIES": NUM_PROXIES,
 }
 # Attempts at POST /api/auth/token/ per client address (password guessing).
 API_TOKEN_RATE = env("API_TOKEN_RATE", default="30/minute")
