@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from . import personal
+
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
 
@@ -163,7 +165,13 @@ class EventRegistry:
     def decode(self, event_type: str, version: int, payload: Payload) -> DomainEvent:
         """The current-version event for a stored row, or :class:`EventDecodeError`."""
         event_class = self.get(event_type)
+        try:
+            payload, forgotten = personal.unseal(payload)
+        except personal.PersonalDataError as exc:
+            raise EventDecodeError(f"{event_type} v{version}: {exc}") from exc
         payload = self.upcast(event_type, version, payload)
+        if forgotten:  # personal data of a forgotten subject reads as erased
+            payload = personal.erase(event_class, payload, forgotten)
         try:
             return event_class.model_validate(payload)
         except ValidationError as exc:

@@ -345,3 +345,22 @@ class RelayWakeup(models.Model):
 
     def __str__(self) -> str:
         return f"relay run queued at {self.queued_at}" if self.queued_at else "no relay run queued"
+
+
+class SubjectKey(models.Model):
+    """The key that seals one data subject's personal data in the log (``outbox.personal``).
+
+    Kept apart from the log on purpose: deleting the row is how a subject is
+    forgotten, since the log itself is never rewritten. ``subject`` is the
+    caller's name for whose data it is (``customer:42``).
+    """
+
+    subject = models.CharField(max_length=200, primary_key=True)
+    key = models.CharField(max_length=44)  # a Fernet key: 32 bytes, URL-safe base64
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "outbox_subject_key"
+
+    def __str__(self) -> str:
+        return self.subject

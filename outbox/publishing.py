@@ -11,14 +11,14 @@ release. Without it, the event waits for the relay to fan it out.
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import OperationalError, connections
 from django.utils import timezone
 
-from . import postgresql, telemetry
+from . import personal, postgresql, telemetry
 from .context import current_cause
 from .events import DomainEvent
 from .failures import ConcurrencyError
@@ -39,6 +39,7 @@ def publish(
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
     expected_version: int | None = None,
+    subjects: Mapping[str, str] | None = None,
     using: str = "default",
 ) -> OutboxEvent:
     """Record ``event`` in the outbox as part of the current transaction.
@@ -52,6 +53,10 @@ def publish(
     writer saw in the stream) it takes position ``expected_version + 1`` or
     none: if another writer appended first, :class:`~outbox.ConcurrencyError`
     is raised, nothing is stored, and the transaction must roll back.
+
+    ``subjects`` names whose personal data the event holds, by kind
+    (``{"customer": "customer:42"}``): each field marked ``Personal(kind)`` is
+    stored sealed under that subject's key (:mod:`outbox.personal`).
     """
     connection = connections[using]
     if not connection.in_atomic_block:
@@ -70,7 +75,7 @@ def publish(
         correlation_id=correlation_id or (cause and cause.correlation_id) or uuid.uuid4(),
         causation_id=causation_id or (cause and cause.causation_id),
         traceparent=cause.traceparent if cause else "",
-        payload=event.model_dump(mode="json"),
+        payload=personal.seal(event, subjects, using=using),
         stream_position=None if expected_version is None else expected_version + 1,
     )
     with _stream_conflicts(row, expected_version), telemetry.publishing(row):  # its span's context: traceparent
