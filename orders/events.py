@@ -2,13 +2,15 @@
 
 import datetime as dt
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 from django_countries import countries
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from customers.events import customer_subject
 from outbox.events import DomainEvent, Money, upcaster
+from outbox.personal import Personal
 
 CancelCode = Literal["customer", "staff", "payment_failed", "out_of_stock"]
 
@@ -29,6 +31,24 @@ class ShippingAddress(BaseModel):
         if value.upper() not in countries:
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR")
         return value.upper()
+
+
+# What an address reads as once its customer was forgotten (crypto-shredded: outbox.personal).
+ERASED_ADDRESS = ShippingAddress.model_construct(name="", line1="", line2="", city="", postal_code="", country="")
+# Personal data, sealed in the log under the customer's key (publish(..., subjects=order_subjects(...))).
+Email = Annotated[str, Personal("customer")]
+Address = Annotated[ShippingAddress, Personal("customer", erased=ERASED_ADDRESS)]
+# The card token is sealed under a key of the order's payment, shredded once payments has answered.
+CardToken = Annotated[str, Personal("payment")]
+
+
+def payment_subject(order_id: UUID) -> str:
+    return f"payment:{order_id}"
+
+
+def order_subjects(*, customer_id: int, order_id: UUID) -> dict[str, str]:
+    """Whose personal data an order's events hold, by kind: the customer's, and the payment's (its token)."""
+    return {"customer": customer_subject(customer_id), "payment": payment_subject(order_id)}
 
 
 class OrderLine(BaseModel):
@@ -55,7 +75,7 @@ class OrderPlaced(_OrderEvent):
     customer_id: int
     lines: tuple[OrderLine, ...]
     total: Money
-    shipping_address: ShippingAddress
+    shipping_address: Address
 
 
 class OrderConfirmed(_OrderEvent):
@@ -72,9 +92,9 @@ class OrderConfirmed(_OrderEvent):
     total: Money
     lines: tuple[OrderLine, ...] = ()
     customer_id: int | None = None
-    customer_email: str = ""
-    shipping_address: ShippingAddress | None = None
-    payment_token: str = ""
+    customer_email: Email = ""
+    shipping_address: Annotated[ShippingAddress | None, Personal("customer", erased=ERASED_ADDRESS)] = None
+    payment_token: CardToken = ""
 
     @property
     def currency(self) -> str:
@@ -96,7 +116,7 @@ class OrderReadyToShip(_OrderEvent):
     event_type: ClassVar[str] = "orders.OrderReadyToShip"
 
     lines: tuple[OrderLine, ...]
-    shipping_address: ShippingAddress
+    shipping_address: Address
 
 
 class OrderCancelled(_OrderEvent):
@@ -111,7 +131,7 @@ class OrderCancelled(_OrderEvent):
     reason: str
     refund_due: bool
     total: Money
-    customer_email: str = ""
+    customer_email: Email = ""
 
 
 class OrderShipped(_OrderEvent):
@@ -120,4 +140,4 @@ class OrderShipped(_OrderEvent):
     carrier: str
     tracking_number: str
     estimated_delivery: dt.date
-    customer_email: str = ""
+    customer_email: Email = ""

@@ -56,7 +56,8 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     total_amount = models.DecimalField(max_digits=12, decimal_places=2)
     shipping_address = models.JSONField()
-    payment_token = models.CharField(max_length=100)
+    # A draft's card token, sealed (outbox.personal.seal_value) until the confirmation carries it: never in the clear.
+    payment_token = models.TextField(blank=True, default="")
     # Every event of this order's life carries it: the order's whole workflow is one correlation.
     correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
     cancel_code = models.CharField(max_length=20, choices=CancelCode.choices, blank=True, default="")

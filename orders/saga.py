@@ -115,11 +115,11 @@ def decide(saga: OrderSaga, order_status: str) -> Decision:
 
 
 def saga_payment_secured(*, order_id: UUID) -> OrderSaga:
-    return _learn(order_id, lambda saga: saga.learn_payment_secured())
+    return _learn(order_id, lambda saga: saga.learn_payment_secured(), payment_answered=True)
 
 
 def saga_payment_failed(*, order_id: UUID, reason: str) -> OrderSaga:
-    return _learn(order_id, lambda saga: saga.learn_payment_failed(reason))
+    return _learn(order_id, lambda saga: saga.learn_payment_failed(reason), payment_answered=True)
 
 
 def saga_stock_secured(*, order_id: UUID) -> OrderSaga:
@@ -147,10 +147,12 @@ def saga_order_cancelled(*, order_id: UUID) -> OrderSaga:
 
 
 @transaction.atomic
-def _learn(order_id: UUID, learn: Callable[[OrderSaga], None]) -> OrderSaga:
+def _learn(order_id: UUID, learn: Callable[[OrderSaga], None], *, payment_answered: bool = False) -> OrderSaga:
     saga = _saga_for_update(order_id)
     order = Order.objects.select_for_update().get(pk=order_id)
     learn(saga)
+    if payment_answered:  # payments is done with the card token: shred it
+        services.payment_token_forget(order_id=order_id)
     while (decision := decide(saga, order.status)) != NOTHING:
         order = _carry_out(decision, saga, order)
     saga.save()

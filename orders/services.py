@@ -36,16 +36,20 @@ from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
 from inventory.selectors import CataloguePrice, catalogue_prices
+from outbox import personal
 from outbox.events import Money
 from outbox.publishing import publish
 
 from .events import (
+    ERASED_ADDRESS,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
     OrderReadyToShip,
     OrderShipped,
     ShippingAddress,
+    order_subjects,
+    payment_subject,
 )
 from .events import (
     OrderLine as LineValue,
@@ -62,7 +66,7 @@ from .models import (
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000  # units of one SKU on one order
-MAX_TOKEN_LENGTH = Order._meta.get_field("payment_token").max_length
+MAX_TOKEN_LENGTH = 100  # a card token, as providers issue them (it is kept only sealed: see order_confirm)
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,8 @@ def _new_order(request: _OrderRequest, *, order_id: UUID) -> Order:
         currency=currency,
         total_amount=total,
         shipping_address=request.address.model_dump(),
-        payment_token=request.payment_token,
+        # Kept sealed until the confirmation carries it to payments (sealed there too): never in the clear.
+        payment_token=personal.seal_value(payment_subject(order_id), request.payment_token),
     )
     OrderLine.objects.bulk_create(
         OrderLine(order=order, sku=r.sku, name=prices[r.sku].name, quantity=r.quantity, unit_price=prices[r.sku].price)
@@ -230,8 +235,10 @@ def order_confirm(*, order_id: UUID) -> Order:
     order = _order_for_update(order_id)
     if order.was_confirmed:
         return order
+    payment_token = _payment_token(order)
     order.confirm()
-    order.save(update_fields=["status", "confirmed_at", "updated_at"])
+    order.payment_token = ""  # from now on only the event holds it, sealed, until payments has answered
+    order.save(update_fields=["status", "confirmed_at", "payment_token", "updated_at"])
     OrderSaga.objects.create(order=order)
     _publish(
         order,
@@ -242,7 +249,7 @@ def order_confirm(*, order_id: UUID) -> Order:
             customer_id=order.customer_id,
             customer_email=order.customer_email,
             shipping_address=ShippingAddress.model_validate(order.shipping_address),
-            payment_token=order.payment_token,
+            payment_token=payment_token,
         ),
     )
     return order
@@ -259,7 +266,10 @@ def order_cancel(*, order_id: UUID, reason: str, code: str = Order.CancelCode.CU
     if order.status == Order.Status.CANCELLED:
         return order
     order.cancel(code=code, reason=reason.strip() or "No reason given.")
-    order.save(update_fields=["status", "cancel_code", "cancel_reason", "cancelled_at", "updated_at"])
+    if order.payment_token:  # a draft's: it will never be charged
+        order.payment_token = ""
+        payment_token_forget(order_id=order.id)
+    order.save(update_fields=["status", "cancel_code", "cancel_reason", "cancelled_at", "payment_token", "updated_at"])
     saga = OrderSaga.objects.filter(order=order).first()
     _publish(
         order,
@@ -316,8 +326,28 @@ def _order_for_update(order_id: UUID) -> Order:
         raise InvalidOrder(f"No order has id {order_id}.") from None
 
 
+def payment_token_forget(*, order_id: UUID) -> None:
+    """Destroy the key the order's card token is sealed under (in its event and its draft): it is no longer needed.
+
+    Once payments has answered (the saga learns it), or the draft was
+    cancelled. Every event still decodes; the token reads as "".
+    """
+    personal.forget_subject(payment_subject(order_id))
+
+
+def _payment_token(order: Order) -> str:
+    """The draft's card token, opened (legacy rows kept it in the clear)."""
+    if not order.payment_token.startswith("{"):
+        return order.payment_token
+    return personal.open_value(order.payment_token) or ""
+
+
 def _publish(order: Order, event) -> None:
-    publish(event, correlation_id=order.correlation_id)
+    publish(
+        event,
+        correlation_id=order.correlation_id,
+        subjects=order_subjects(customer_id=order.customer_id, order_id=order.id),
+    )
 
 
 def _valid_lines(lines: Sequence[LineRequest | Mapping[str, Any]]) -> list[LineRequest]:
@@ -385,3 +415,15 @@ def _line_values(order: Order) -> tuple[LineValue, ...]:
         )
         for line in order.lines.all()
     )
+
+
+@transaction.atomic
+def orders_forget_customer(*, customer_id: int) -> int:
+    """Erase what the customer's orders keep of them (email, address, a draft's card token); their lines and
+    totals stay, as the books need them. Returns how many orders were erased; safe to repeat."""
+    orders = Order.objects.filter(customer_id=customer_id)
+    order_ids = list(orders.values_list("id", flat=True))
+    erased = orders.update(customer_email="", shipping_address=ERASED_ADDRESS.model_dump(), payment_token="")
+    personal.forget_subjects(payment_subject(order_id) for order_id in order_ids)
+    IdempotencyKey.objects.filter(customer_id=customer_id).delete()  # their fingerprints hash the address
+    return erased

@@ -19,7 +19,7 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(SandboxCharge)
 class SandboxChargeAdmin(ReadOnlyAdmin):
-    list_display = ("reference", "amount", "currency", "status", "token", "created_at")
+    list_display = ("reference", "amount", "currency", "status", "card", "created_at")
     list_filter = ("status",)
     search_fields = ("reference", "idempotency_key", "refund_reference", "void_reference")
 

@@ -95,7 +95,7 @@ class SandboxCharge(models.Model):
 
     idempotency_key = models.CharField(max_length=100, unique=True)
     reference = models.CharField(max_length=100, unique=True)
-    token = models.CharField(max_length=100)
+    card = models.CharField(max_length=10, blank=True, default="")  # the token's last four characters, never it
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=Status.choices)

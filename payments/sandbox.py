@@ -80,7 +80,7 @@ class SandboxGateway:
             return ""
         if token.startswith("tok_decline"):
             return "card declined"
-        return f"unknown payment token {token[:40]!r}"
+        return f"unknown payment token ({_last_four(token)})"
 
 
 def charges(*, idempotency_keys: Iterable[str] | None = None) -> QuerySet[SandboxCharge]:
@@ -122,12 +122,17 @@ def _charge(token: str, amount: Money, idempotency_key: str, *, declined: str) -
     return SandboxCharge.objects.create(
         idempotency_key=idempotency_key,
         reference=f"ch_{secrets.token_hex(12)}",
-        token=token,
+        card=_last_four(token),
         amount=amount.amount,
         currency=amount.currency,
         status=Status.DECLINED if declined else Status.AUTHORISED,
         decline_reason=declined,
     )
+
+
+def _last_four(token: str) -> str:
+    """All of a card token a provider's ledger shows, as real ones show a card's last four digits."""
+    return f"…{token[-4:]}" if len(token) > 4 else "…"
 
 
 def _authorisation(charge: SandboxCharge) -> Authorisation:
