@@ -1,12 +1,13 @@
 """The notifications context's subscriptions: mail the customer about their order."""
 
+from customers.events import CustomerForgotten
 from orders.events import OrderCancelled, OrderConfirmed, OrderShipped
 from outbox.events import Envelope
 from outbox.subscriptions import Subscription
 
 from . import messages
 from .models import Notification
-from .services import notification_create
+from .services import notification_create, notifications_forget_customer
 
 Kind = Notification.Kind
 
@@ -27,8 +28,13 @@ def _send(envelope: Envelope, kind: str, order_id, recipient: str, message: mess
     notification_create(event_id=envelope.event_id, kind=kind, order_id=order_id, recipient=recipient, message=message)
 
 
+def forget_customer(event: CustomerForgotten, envelope: Envelope) -> None:
+    notifications_forget_customer(order_ids=list(event.order_ids))
+
+
 SUBSCRIPTIONS = [
     Subscription(OrderConfirmed, mail_order_confirmed, backoff_base=1.0),
     Subscription(OrderCancelled, mail_order_cancelled, backoff_base=1.0),
     Subscription(OrderShipped, mail_order_shipped, backoff_base=1.0),
+    Subscription(CustomerForgotten, forget_customer),
 ]

@@ -155,3 +155,11 @@ def _send_after_commit(notification_id: UUID) -> None:
         return
     if notification is not None and notification.status != Status.SENT:
         _inline_paused_until = time.monotonic() + settings.NOTIFICATIONS_RETRY_BASE_SECONDS
+
+
+@transaction.atomic
+def notifications_forget_customer(*, order_ids: list[UUID]) -> int:
+    """Erase the customer's address from the mail kept of their orders; what was not sent yet never will be."""
+    rows = Notification.objects.filter(order_id__in=order_ids)
+    rows.filter(status=Notification.Status.PENDING).update(status=Notification.Status.SKIPPED, next_attempt_at=None)
+    return rows.update(recipient="", last_error="")

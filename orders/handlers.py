@@ -1,5 +1,6 @@
 """The orders context's subscriptions: the order saga, fed by the other contexts' events."""
 
+from customers.events import CustomerForgotten
 from inventory.events import InventoryReservationFailed, InventoryReserved
 from outbox.events import Envelope
 from outbox.sagas import Saga
@@ -7,7 +8,7 @@ from outbox.subscriptions import Subscription
 from payments.events import PaymentFailed, PaymentProcessed
 from shipping.events import ShippingArranged
 
-from . import saga
+from . import saga, services
 from .events import OrderCancelled
 
 
@@ -40,6 +41,10 @@ def saga_order_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
     saga.saga_order_cancelled(order_id=event.order_id)
 
 
+def forget_customer(event: CustomerForgotten, envelope: Envelope) -> None:
+    services.orders_forget_customer(customer_id=event.customer_id)
+
+
 SUBSCRIPTIONS = [
     Subscription(PaymentProcessed, saga_payment_processed, backoff_base=0.5),
     Subscription(PaymentFailed, saga_payment_failed, backoff_base=0.5),
@@ -47,7 +52,8 @@ SUBSCRIPTIONS = [
     Subscription(InventoryReservationFailed, saga_inventory_short, backoff_base=0.5),
     Subscription(ShippingArranged, saga_shipping_arranged, backoff_base=0.5),
     Subscription(OrderCancelled, saga_order_cancelled, backoff_base=0.5),
+    Subscription(CustomerForgotten, forget_customer),
 ]
 
-# Every handler above feeds the saga; its decision table is drawn in docs/events.md.
-SAGAS = [Saga("order saga", fed_by=[s.handler for s in SUBSCRIPTIONS], transitions=saga.TRANSITIONS)]
+# Every handler above but the last feeds the saga; its decision table is drawn in docs/events.md.
+SAGAS = [Saga("order saga", fed_by=[s.handler for s in SUBSCRIPTIONS[:-1]], transitions=saga.TRANSITIONS)]

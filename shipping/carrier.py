@@ -32,6 +32,11 @@ class Carrier(Protocol):
         """Call off the booking made under this key, if one was (again: the same answer); None if none was."""
         ...
 
+    def erase_address(self, *, idempotency_key: str) -> None:
+        """Ask the carrier to erase the address of the booking made under this key, if any (the customer was
+        forgotten); its parcel count, dates and tracking number stay."""
+        ...
+
 
 def carrier() -> Carrier:
     return import_string(getattr(settings, "SHIPPING_CARRIER", DEFAULT_CARRIER))()

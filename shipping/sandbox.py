@@ -57,6 +57,10 @@ class SandboxCarrier:
                 booking.save(update_fields=["status", "updated_at"])
         return _booking(booking)
 
+    @provider_call()
+    def erase_address(self, *, idempotency_key: str) -> None:
+        SandboxBooking.objects.using(_store()).filter(idempotency_key=idempotency_key).update(address={})
+
 
 def bookings(*, idempotency_keys: Iterable[str] | None = None) -> QuerySet[SandboxBooking]:
     """The carrier's bookings (one per key at most), only those under ``idempotency_keys`` if given."""

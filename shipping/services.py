@@ -73,3 +73,12 @@ def shipment_cancel(*, order_id: UUID) -> Shipment:
 def _shipment_for_update(order_id: UUID, *, if_new: str) -> Shipment:
     shipment, created = Shipment.objects.get_or_create(order_id=order_id, defaults={"status": if_new})
     return shipment if created else Shipment.objects.select_for_update().get(pk=shipment.pk)
+
+
+@transaction.atomic
+def shipments_forget_customer(*, order_ids: list[UUID]) -> int:
+    """Erase the addresses the customer's shipments keep, here and at the carrier. Safe to repeat."""
+    erased = Shipment.objects.filter(order_id__in=order_ids).update(address=None)
+    for order_id in order_ids:
+        carrier().erase_address(idempotency_key=booking_key(order_id))
+    return erased

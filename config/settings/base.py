@@ -198,6 +198,7 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "config.apps.ProjectConfig",  # the project's own system checks (config/checks.py)
     "outbox",
+    "customers",
     "orders",
     "payments",
     "inventory",

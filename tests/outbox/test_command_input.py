@@ -99,7 +99,7 @@ def committed_work(transactional_db, no_live_outbox) -> None:
         (
             ["outbox_catalogue", "--prefix", "order."],
             "CommandError: No event type starts with 'order.'; each starts with one of: "
-            "inventory., orders., payments., probe., shipping.",
+            "customers., inventory., orders., payments., probe., shipping.",
         ),
     ],
     ids=["prune", "relay", "catalogue"],

@@ -1,0 +1,1 @@
+"""The customers context: a customer's identity, and their right to be forgotten (docs/security.md)."""
