@@ -12,6 +12,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from outbox import schemas
+from outbox.personal import personal_fields
 from outbox.diagram import flowchart
 from outbox.events import registry
 from outbox.failures import class_name as error_type_name
@@ -115,6 +116,9 @@ class Command(BaseCommand):
             f"Aggregate: `{event_class.aggregate_type}` (id field `{event_class.aggregate_id_field}`). "
             f"Subscribers: {subscribers}.\n"
         )
+        if sealed := personal_fields(event_class):
+            fields = ", ".join(f"`{field}` ({marker.kind}'s)" for field, marker in sealed.items())
+            parts.append(f"Personal data, stored sealed under its subject's key (erased once forgotten): {fields}.\n")
         parts.append(f"```json\n{schema}\n```\n")
         return "\n".join(parts)
 
