@@ -95,7 +95,7 @@ def unseal(payload: Mapping[str, Any], *, using: str = "default") -> tuple[dict[
     A forgotten field is left out of the payload; :func:`erase` puts its
     ``erased`` value in once the payload is upcast to its current class.
     """
-    sealed = {name: value for name, value in payload.items() if _is_sealed(value)}
+    sealed = {name: value for name, value in payload.items() if is_sealed(value)}
     if not sealed:
         return dict(payload), set()
     keys = _keys({value[SEALED_FOR] for value in sealed.values()}, create=False, using=using)
@@ -119,10 +119,14 @@ def erase(event_class: type[BaseModel], payload: dict[str, Any], forgotten: Iter
     return payload
 
 
+def seal_field(subject: str, value: Any, *, using: str = "default") -> dict[str, str]:
+    """``value`` (JSON-able) sealed under ``subject``'s key, as a stored payload holds it."""
+    return _sealed(subject, _keys({subject}, create=True, using=using)[subject], value)
+
+
 def seal_value(subject: str, value: Any, *, using: str = "default") -> str:
     """``value`` (JSON-able) sealed under ``subject``'s key, as a string a column can keep."""
-    key = _keys({subject}, create=True, using=using)[subject]
-    return json.dumps(_sealed(subject, key, value), separators=(",", ":"))
+    return json.dumps(seal_field(subject, value, using=using), separators=(",", ":"))
 
 
 def open_value(stored: str, *, using: str = "default") -> Any:
@@ -143,7 +147,8 @@ def forget_subjects(subjects: Iterable[str], *, using: str = "default") -> int:
     return deleted
 
 
-def _is_sealed(value: Any) -> bool:
+def is_sealed(value: Any) -> bool:
+    """Whether a stored value is sealed (``{"sealed_for": ..., "ciphertext": ...}``)."""
     return isinstance(value, dict) and len(value) == 2 and SEALED_FOR in value and CIPHERTEXT in value
 
 

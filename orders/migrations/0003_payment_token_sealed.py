@@ -1,8 +1,8 @@
 """Card tokens are no longer kept in the clear: a draft's is sealed, a confirmed order's is dropped.
 
 A confirmed order's token travelled in its OrderConfirmed event; the row
-needs it no more. (Events written before this release hold theirs in the
-clear: the log is append-only; see docs/security.md.)
+needs it no more. (Migration 0004 seals the tokens that events written
+before this release hold in the clear.)
 """
 
 from django.db import migrations, models

@@ -12,10 +12,10 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from outbox import schemas
-from outbox.personal import personal_fields
 from outbox.diagram import flowchart
 from outbox.events import registry
 from outbox.failures import class_name as error_type_name
+from outbox.personal import personal_fields
 from outbox.subscriptions import Subscription, subscriptions
 
 FLOW = """
