@@ -1,4 +1,7 @@
-"""Admin for the catalogue, stock (with its history) and reservations. Stock changes only through services."""
+"""Admin for the catalogue, stock (with its history) and reservations. Stock changes only through services.
+
+Receiving stock (the one action) needs ``inventory.receive_stock``: seeing stock does not let anyone write it.
+"""
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -29,7 +32,10 @@ class StockItemAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     actions = ["receive_ten"]
 
-    @admin.action(description="Receive 10 units of each selected SKU")
+    def has_receive_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("inventory.receive_stock")
+
+    @admin.action(description="Receive 10 units of each selected SKU", permissions=["receive"])
     def receive_ten(self, request: HttpRequest, queryset: QuerySet[StockItem]) -> None:
         for item in queryset:
             stock_receive(sku=item.sku, quantity=10)

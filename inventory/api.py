@@ -1,4 +1,5 @@
-"""The catalogue and stock over REST: products for anyone signed in, stock levels (now or as of a time) for staff.
+"""The catalogue and stock over REST: products for anyone signed in, stock levels (now or as of a time) for those
+with ``inventory.view_stockitem``.
 
 One API class per operation; each parses, calls one inventory selector, and renders.
 """
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 from config.api.errors import ErrorSerializer, InvalidInputSerializer
 from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
-from config.api.permissions import IsStaff
+from config.api.permissions import has_perm
 from config.api.schema import error_responses
 
 from . import selectors
@@ -46,10 +47,15 @@ class ProductListApi(APIView):
         )
 
 
+CanViewStock = has_perm(
+    "inventory.view_stockitem", message="Reading stock levels needs the inventory.view_stockitem permission."
+)
+
+
 class StockLevelApi(APIView):
     """A SKU's stock now, or as it was at a past time (folded from its stream in the event log)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [CanViewStock]
 
     class FilterSerializer(serializers.Serializer):
         as_of = AwareDateTimeField(

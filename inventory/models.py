@@ -55,6 +55,8 @@ class StockItem(models.Model):
 
     class Meta:
         ordering = ["sku"]
+        # Receiving writes stock (an event in the SKU's stream): staff who may only look at stock may not.
+        permissions = [("receive_stock", "Can receive stock (add units to a SKU)")]
         constraints = [
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="inventory_on_hand_not_negative"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="inventory_reserved_not_negative"),

@@ -1,4 +1,5 @@
-"""Orders over REST: customers place, confirm, cancel and follow their own orders; staff see and cancel any.
+"""Orders over REST: customers place, confirm, cancel and follow their own orders; staff with ``orders.view_order``
+see any, and with ``orders.change_order`` cancel any (staff status alone grants neither).
 
 One API class per operation; each parses, calls one orders selector or
 service, and renders. An order someone may not see is answered as if it did
@@ -121,7 +122,7 @@ class ShipmentSerializer(serializers.Serializer):
 
 
 class OrderSerializer(serializers.Serializer):
-    """An order as its customer (or staff) sees it: what was ordered, and how far it has got."""
+    """An order as its customer (or staff who may see it) sees it: what was ordered, and how far it has got."""
 
     id = serializers.UUIDField()
     status = serializers.ChoiceField(
@@ -240,7 +241,7 @@ class OrderListApi(APIView):
         operation_id="orders_list", tags=["orders"], parameters=[FilterSerializer], responses=OrderSerializer(many=True)
     )
     def get(self, request: Request) -> Response:
-        """The orders the caller may see, newest first: a customer's own; every order for staff."""
+        """The orders the caller may see, newest first: their own; every order with `orders.view_order`."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = selectors.orders_visible_to(user=request.user, status=filters.validated_data.get("status"))
@@ -461,7 +462,10 @@ class OrderConfirmApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    """Cancel an order that has not shipped. Anything paid is refunded and anything reserved released, in time."""
+    """Cancel an order that has not shipped. Anything paid is refunded and anything reserved released, in time.
+
+    Its customer may cancel it; anyone else needs the `orders.change_order` permission.
+    """
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(
@@ -476,10 +480,12 @@ class OrderCancelApi(APIView):
         tags=["orders"],
         request=InputSerializer,
         parameters=[ORDER_ID],
-        responses={200: OpenApiResponse(OrderSerializer, description="Cancelled."), **error_responses(409)},
+        responses={200: OpenApiResponse(OrderSerializer, description="Cancelled."), **error_responses(403, 409)},
     )
     def post(self, request: Request, order_id: UUID) -> Response:
         order = _visible_order(request, order_id)
+        if not selectors.user_may_cancel(user=request.user, order=order):
+            raise PermissionDenied("Cancelling another customer's order needs the orders.change_order permission.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         by_customer = order.customer_id == request.user.pk
@@ -529,5 +535,6 @@ class OrderEventListApi(APIView):
 def _visible_order(request: Request, order_id: UUID) -> Order:
     order = selectors.order_visible_to(user=request.user, order_id=order_id)
     if order is None:
-        raise NotFound(f"There is no order {order_id}." if request.user.is_staff else f"You have no order {order_id}.")
+        sees_all = selectors.user_sees_every_order(user=request.user)
+        raise NotFound(f"There is no order {order_id}." if sees_all else f"You have no order {order_id}.")
     return order

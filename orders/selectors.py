@@ -106,19 +106,31 @@ def orders_of_customer(*, customer_id: int) -> QuerySet[Order]:
     return Order.objects.filter(customer_id=customer_id).prefetch_related("lines").order_by("-created_at")
 
 
-def orders_visible_to(*, user: User, status: str | None = None) -> QuerySet[Order]:
-    """Staff see every order; anyone else only their own. Newest first, each with its progress.
+def user_sees_every_order(*, user: User) -> bool:
+    """Whether ``user`` may read any customer's orders: as the admin asks, ``orders.view_order`` (or
+    ``orders.change_order``, which includes seeing). Staff status alone is not enough."""
+    return user.has_perm("orders.view_order") or user.has_perm("orders.change_order")
 
-    Every order of the result has the attributes :func:`order_progress` reads.
+
+def user_may_cancel(*, user: User, order: Order) -> bool:
+    """Whether ``user`` may cancel ``order`` (one they see): its customer, or whoever has ``orders.change_order``."""
+    return order.customer_id == user.pk or user.has_perm("orders.change_order")
+
+
+def orders_visible_to(*, user: User, status: str | None = None) -> QuerySet[Order]:
+    """Every order for those who may see them all (:func:`user_sees_every_order`); anyone else only their own.
+
+    Newest first, each with its progress: every order of the result has the attributes :func:`order_progress` reads.
     """
-    orders = Order.objects.all() if user.is_staff else Order.objects.filter(customer_id=user.pk)
+    orders = Order.objects.all() if user_sees_every_order(user=user) else Order.objects.filter(customer_id=user.pk)
     if status:
         orders = orders.filter(status=status)
     return _with_progress(orders).order_by("-created_at", "id")
 
 
 def order_visible_to(*, user: User, order_id: UUID) -> Order | None:
-    """The order, when ``user`` may see it (its customer, or staff); None otherwise, as if it did not exist."""
+    """The order, when ``user`` may see it (its customer, or :func:`user_sees_every_order`); None otherwise, as if it
+    did not exist."""
     return orders_visible_to(user=user).filter(pk=order_id).first()
 
 

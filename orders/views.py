@@ -2,7 +2,9 @@
 
 Each view parses a form or a URL, calls one orders service or selector, and
 renders. An order the signed-in person may not see (another customer's) is
-a 404, the same as one that does not exist.
+a 404, the same as one that does not exist. Staff see another's order with
+``orders.view_order`` and cancel it with ``orders.change_order``, the
+permissions the admin asks for; staff status alone is a customer's view.
 """
 
 from collections import Counter
@@ -12,6 +14,7 @@ from uuid import UUID
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
@@ -25,6 +28,7 @@ from .models import InvalidOrder, InvalidOrderTransition, Order
 from .selectors import InventoryStatus, PaymentStatus
 
 REFRESH_SECONDS = 2  # how often an order page in flight refreshes itself
+ORDERS_PER_PAGE = 20  # "Your orders", a page
 
 
 @require_safe
@@ -37,8 +41,13 @@ def shop(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def order_list(request: HttpRequest) -> HttpResponse:
+    """The signed-in customer's own orders, newest first, ``ORDERS_PER_PAGE`` a page (``?page=``).
+
+    A page that is not a number is the first; one past the end, the last.
+    """
     orders = selectors.orders_of_customer(customer_id=request.user.pk)
-    return render(request, "orders/order_list.html", {"orders": orders})
+    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "orders/order_list.html", {"orders": page.object_list, "page": page})
 
 
 @login_required
@@ -103,6 +112,8 @@ def order_confirm(request: HttpRequest, order_id: UUID) -> HttpResponse:
 @require_POST
 def order_cancel(request: HttpRequest, order_id: UUID) -> HttpResponse:
     order = _visible_order(request, order_id)
+    if not selectors.user_may_cancel(user=request.user, order=order):
+        raise PermissionDenied("Cancelling another customer's order needs the orders.change_order permission.")
     form = CancelForm(request.POST)
     if not form.is_valid():
         return render(request, "orders/order_detail.html", _order_page(request, order, cancel_form=form), status=400)
@@ -159,7 +170,10 @@ def _order_page(request: HttpRequest, order: Order, *, cancel_form: CancelForm |
         "version": f"{order.status}:{payment}:{stock}:{len(timeline)}:{progress}",
         "refresh_seconds": REFRESH_SECONDS,
         "may_confirm": order.status == Order.Status.DRAFT and order.customer_id == request.user.pk,
-        "may_cancel": order.status in (Order.Status.DRAFT, Order.Status.CONFIRMED, Order.Status.READY_TO_SHIP),
+        "may_cancel": (
+            order.status in (Order.Status.DRAFT, Order.Status.CONFIRMED, Order.Status.READY_TO_SHIP)
+            and selectors.user_may_cancel(user=request.user, order=order)
+        ),
         "cancel_form": cancel_form or CancelForm(),
     }
 

@@ -1,5 +1,5 @@
-"""The outbox over REST: the dead-letter queue (staff see it; retry and discard need ``outbox.retry_delivery``)
-and a search of the event log (``outbox.view_outboxevent``).
+"""The outbox over REST: the dead-letter queue (reading it needs ``outbox.view_delivery``; retry and discard need
+``outbox.retry_delivery``) and a search of the event log (``outbox.view_outboxevent``).
 
 One API class per operation; each parses, calls one outbox selector or
 service, and renders.
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from config.api.errors import Conflict
 from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
-from config.api.permissions import IsStaff, has_perm
+from config.api.permissions import has_perm
 from config.api.schema import error_responses
 
 from . import selectors, services
@@ -27,17 +27,20 @@ from .models import Delivery
 from .selectors import DeadLetterGroup
 from .serializers import CausedEventsSerializer, DeliverySummarySerializer, EventEnvelopeSerializer
 
+# The permissions the admin asks for; staff status alone grants none of them.
+CanViewDeadLetters = has_perm(
+    "outbox.view_delivery",
+    "outbox.retry_delivery",  # whoever may retry them sees them, as in the admin
+    message="Reading dead letters needs the outbox.view_delivery permission.",
+)
 CanRetryDeliveries = has_perm(
-    "outbox.retry_delivery",
-    "Retrying dead deliveries needs the outbox.retry_delivery permission, not only staff status.",
+    "outbox.retry_delivery", message="Retrying dead deliveries needs the outbox.retry_delivery permission."
 )
 CanDiscardDeliveries = has_perm(
-    "outbox.retry_delivery",
-    "Discarding dead deliveries needs the outbox.retry_delivery permission, not only staff status.",
+    "outbox.retry_delivery", message="Discarding dead deliveries needs the outbox.retry_delivery permission."
 )
 CanViewEvents = has_perm(
-    "outbox.view_outboxevent",
-    "Searching the event log needs the outbox.view_outboxevent permission, not only staff status.",
+    "outbox.view_outboxevent", message="Searching the event log needs the outbox.view_outboxevent permission."
 )
 PAGE_AND_FORMAT = {"page", "page_size", api_settings.URL_FORMAT_OVERRIDE}
 MAX_ID = 2**63 - 1  # the largest bigint: an id past it names no row
@@ -53,7 +56,7 @@ GROUP_ID = OpenApiParameter(
 class DeadLetterListApi(APIView):
     """Dead deliveries not yet retried or discarded, oldest first."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [CanViewDeadLetters]
     pagination_class = Pagination
 
     class FilterSerializer(serializers.Serializer):
@@ -90,7 +93,7 @@ class DeadLetterListApi(APIView):
 class DeadLetterRetryApi(APIView):
     """Send a dead delivery round again with a fresh set of attempts (after its cause is mended)."""
 
-    permission_classes = [IsStaff, CanRetryDeliveries]
+    permission_classes = [CanRetryDeliveries]
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -126,7 +129,7 @@ class DeadLetterDiscardApi(APIView):
     For an ordered handler, the later events of its aggregate that it held back go on at once.
     """
 
-    permission_classes = [IsStaff, CanDiscardDeliveries]
+    permission_classes = [CanDiscardDeliveries]
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -196,7 +199,7 @@ class DeadLetterGroupSerializer(serializers.Serializer):
 class DeadLetterGroupListApi(APIView):
     """Dead letters grouped by handler and cause (exception type and masked message), largest group first."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [CanViewDeadLetters]
     pagination_class = Pagination
     FilterSerializer = DeadLetterListApi.FilterSerializer
 
@@ -260,7 +263,7 @@ class GroupLimitSchema(OpenApiSerializerExtension):
 class DeadLetterGroupRetryApi(APIView):
     """Retry a group's dead letters, oldest first, with a fresh set of attempts: all of them, or `limit`."""
 
-    permission_classes = [IsStaff, CanRetryDeliveries]
+    permission_classes = [CanRetryDeliveries]
 
     class OutputSerializer(serializers.Serializer):
         group = serializers.CharField(source="group.id")
@@ -292,7 +295,7 @@ class DeadLetterGroupRetryApi(APIView):
 class DeadLetterGroupDiscardApi(APIView):
     """Discard a group's dead letters, oldest first: all of them, or `limit`. They are kept, marked resolved."""
 
-    permission_classes = [IsStaff, CanDiscardDeliveries]
+    permission_classes = [CanDiscardDeliveries]
 
     class OutputSerializer(serializers.Serializer):
         group = serializers.CharField(source="group.id")
@@ -371,7 +374,7 @@ class EventListApi(APIView):
     read the whole log.
     """
 
-    permission_classes = [IsStaff, CanViewEvents]
+    permission_classes = [CanViewEvents]
     pagination_class = Pagination
 
     class FilterSerializer(serializers.Serializer):

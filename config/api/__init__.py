@@ -2,7 +2,7 @@
 
 - :mod:`.errors`: the one JSON error shape, :class:`~.errors.Conflict` (409), the exception handler.
 - :mod:`.schema`: :class:`~.schema.AutoSchema`, which documents each route's errors; :func:`~.schema.error_responses`.
-- :mod:`.permissions`: :class:`~.permissions.IsStaff`, :func:`~.permissions.has_perm`.
+- :mod:`.permissions`: :func:`~.permissions.has_perm`, a route that needs a model permission (not staff status).
 - :mod:`.fields`: :class:`~.fields.AwareDateTimeField`, a time that must say its UTC offset.
 - :mod:`.pagination`: ``{count, next, previous, results}`` and :func:`~.pagination.paginated_response`.
 - :mod:`.fields`: :class:`~.fields.AwareDateTimeField`, a time that must carry its UTC offset (``as_of``).

@@ -1,21 +1,28 @@
+"""Who may use a route: Django's model permissions, the same the admin asks for; staff status alone grants nothing.
+
+``is_staff`` only lets someone into the admin site. A route for staff names
+the permission it needs (``has_perm("outbox.view_delivery", message=...)``),
+and a superuser holds every permission.
+"""
+
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 
-class IsStaff(BasePermission):
-    message = "Only staff may use this route."
+def has_perm(*perms: str, message: str) -> type[BasePermission]:
+    """A permission class that requires one of ``perms``: ``has_perm("outbox.retry_delivery", message="...")``.
 
-    def has_permission(self, request: Request, view: object) -> bool:
-        return bool(request.user and request.user.is_active and request.user.is_staff)
-
-
-def has_perm(perm: str, message: str) -> type[BasePermission]:
-    """A permission class that requires one Django permission: ``has_perm("outbox.retry_delivery", "...")``."""
+    ``message`` is the 403's ``detail``: name the permission, so whoever is
+    refused knows what to ask for.
+    """
+    if not perms:
+        raise ValueError("has_perm needs at least one permission.")
 
     class HasPerm(BasePermission):
         def has_permission(self, request: Request, view: object) -> bool:
-            return bool(request.user and request.user.has_perm(perm))
+            user = request.user
+            return bool(user and user.is_authenticated and any(user.has_perm(perm) for perm in perms))
 
     HasPerm.message = message
-    HasPerm.__name__ = HasPerm.__qualname__ = f"HasPerm_{perm.replace('.', '_')}"
+    HasPerm.__name__ = HasPerm.__qualname__ = f"HasPerm_{'_or_'.join(p.replace('.', '_') for p in perms)}"
     return HasPerm

@@ -24,7 +24,7 @@ ERRORS = {
     ),
     403: (
         "Signed in, but not allowed to do this.",
-        {"detail": "Only staff may use this route.", "code": "permission_denied"},
+        {"detail": "Reading dead letters needs the outbox.view_delivery permission.", "code": "permission_denied"},
     ),
     404: ("No such resource (or not yours to see).", {"detail": "Not found.", "code": "not_found"}),
     409: (

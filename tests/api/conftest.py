@@ -11,8 +11,8 @@ def customer(db):
 
 @pytest.fixture
 def staff(db):
-    """Staff, without the permission to retry dead letters."""
-    return make_user("sam", staff=True)
+    """Staff who may read the dead letters (``outbox.view_delivery``), without the permission to retry them."""
+    return make_user("sam", staff=True, perms=("outbox.view_delivery",))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ PROTECTED_URL = "/api/outbox/dead-letters/"
 
 def test_a_username_and_password_get_a_token_that_authenticates():
     # given
-    user = make_user("sam", staff=True)
+    user = make_user("sam", staff=True, perms=("outbox.view_delivery",))
     # when
     response = APIClient().post(TOKEN_URL, {"username": "sam", "password": PASSWORD}, format="json")
     # then
@@ -116,5 +116,5 @@ def test_a_bad_token_gets_401():
 
 def test_a_session_signed_in_user_needs_no_token():
     client = APIClient()
-    client.force_login(make_user("sam", staff=True))
+    client.force_login(make_user("sam", staff=True, perms=("outbox.view_delivery",)))
     assert client.get(PROTECTED_URL).status_code == 200

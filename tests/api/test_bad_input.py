@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(db):
-    return make_user("stella", staff=True, perms=("outbox.retry_delivery",))
+    return make_user("stella", staff=True, perms=("outbox.retry_delivery", "orders.view_order"))
 
 
 def paginated_lists() -> list[str]:

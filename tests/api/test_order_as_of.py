@@ -1,4 +1,4 @@
-"""GET /api/orders/{id}/?as_of=...: an order as it was at a past time, for its owner and staff."""
+"""GET /api/orders/{id}/?as_of=...: an order as it was at a past time, for its owner and with orders.view_order."""
 
 import datetime as dt
 from typing import Any
@@ -134,7 +134,7 @@ def test_a_time_before_the_order_was_created_is_404_saying_when_it_was(alice, ca
 
 
 def test_staff_read_any_order_as_of_a_time(alice, cancelled):
-    staff = make_user("sam", staff=True)
+    staff = make_user("sam", staff=True, perms=("orders.view_order",))
     response = token_client(staff).get(order_url(cancelled), {"as_of": z(cancelled.confirmed_at)})
     assert response.status_code == 200
     assert (response.json()["customer"], response.json()["status"]) == ("alice", "confirmed")

@@ -37,7 +37,8 @@ def customer():
 
 @pytest.fixture
 def staff():
-    return make_user("stan", staff=True)
+    """Staff who may read stock (``inventory.view_stockitem``)."""
+    return make_user("stan", staff=True, perms=("inventory.view_stockitem",))
 
 
 # products
@@ -238,7 +239,10 @@ def test_customers_may_not_see_stock_levels(customer):
     product = make_product()
     response = token_client(customer).get(stock_url(product.sku))
     assert response.status_code == 403
-    assert response.json() == {"detail": "Only staff may use this route.", "code": "permission_denied"}
+    assert response.json() == {
+        "detail": "Reading stock levels needs the inventory.view_stockitem permission.",
+        "code": "permission_denied",
+    }
 
 
 # the schema
