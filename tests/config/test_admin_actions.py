@@ -19,7 +19,7 @@ from django.urls import reverse
 from inventory.models import StockItem
 from outbox import breaker
 from outbox.models import HandlerCircuit, OutboxEvent
-from tests.factories import make_product, place_order
+from tests.factories import CustomerFactory, make_product, place_order
 from tests.support.deliveries import make_delivery
 from tests.support.users import make_user
 
@@ -89,6 +89,7 @@ def _circuit() -> models.Model:
 
 
 ROWS: dict[str, Callable[[], models.Model]] = {
+    "auth.user": lambda: CustomerFactory(),
     "inventory.stockitem": _stock_item,
     "orders.order": lambda: place_order(),
     "outbox.delivery": lambda: make_delivery(status="dead"),
