@@ -76,7 +76,8 @@ def test_the_catalogue_refuses_a_prefix_no_event_type_has():
         call_command("outbox_catalogue", prefix="order.", stdout=StringIO())
     assert refused.value.returncode == 2
     assert str(refused.value) == (
-        "No event type starts with 'order.'; each starts with one of: inventory., orders., payments., probe., shipping."
+        "No event type starts with 'order.'; each starts with one of: "
+        "customers., inventory., orders., payments., probe., shipping."
     )
 
 
