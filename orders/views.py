@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from config.api.throttling import OrderPlaceThrottle, seconds_to_wait
 from inventory.selectors import product_list
 from outbox.models import Delivery, OutboxEvent
 
@@ -47,6 +48,13 @@ def order_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = OrderForm(request.POST)
         lines = OrderLineFormSet(request.POST, form_kwargs={"products": products}, prefix="lines")
+        wait = seconds_to_wait(OrderPlaceThrottle(), request)  # ORDER_PLACE_RATE, shared with the API
+        if wait is not None:
+            form.add_error(None, f"You have placed many orders in a short time: try again in {wait} seconds.")
+            context = {"form": form, "lines": lines, "sandbox_tokens": SANDBOX_TOKENS, "has_products": bool(products)}
+            response = render(request, "orders/order_form.html", context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         if form.is_valid() and lines.is_valid():
             try:
                 order = services.order_place(
