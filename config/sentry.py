@@ -3,9 +3,10 @@
 Unhandled errors of views (Django) and tasks (Celery) are reported, and so is
 every log line at ERROR with its exception: the outbox logs each handler
 exception it catches that way (outbox/runner.py), without knowing of Sentry.
-No personal data leaves: no user, address or cookie (``send_default_pii``), no
-request body (order bodies hold addresses and payment tokens), and not the
-security log, whose lines name users and addresses.
+No personal data leaves: no user, address or cookie (``send_default_pii`` off),
+no request body (order bodies hold addresses and payment tokens), no local
+variables of the stack (they may hold the same), and not the security log,
+whose lines name users and addresses.
 """
 
 import logging
@@ -25,7 +26,9 @@ def init_sentry(dsn: str, *, environment: str) -> None:
             CeleryIntegration(),
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
-        send_default_pii=False,
+        # send_default_pii is left unset, which is False (no user, address or cookie): this SDK
+        # deprecates setting it. No request body, and no local variables of the stack's frames.
         max_request_body_size="never",
+        include_local_variables=False,
     )
     ignore_logger("security")
