@@ -86,18 +86,19 @@ def revoke_token_on_password_change(sender: Any, instance: Any, update_fields: A
     """``pre_save`` of the user model: a new password revokes the API token; the next sign-in makes a new one.
 
     Every way a password changes (the admin, the password change and reset
-    pages, ``changepassword``) saves the user with a new hash. A new hash of
-    the same password (Django upgrading its hasher at a sign-in) is no change.
+    pages, ``changepassword``) calls ``set_password``, which keeps the new
+    password in clear until the save. Setting the same password again is no
+    change; neither is Django storing a new hash of it at a sign-in (its
+    hasher upgraded), which it saves without that clear copy.
     """
-    if instance.pk is None or (update_fields is not None and "password" not in update_fields):
+    new_password = getattr(instance, "_password", None)
+    if new_password is None or instance.pk is None:
+        return
+    if update_fields is not None and "password" not in update_fields:
         return
     stored = type(instance)._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
-    if stored is None or stored == instance.password:
-        return
-    raw = getattr(instance, "_password", None)  # the new password in clear, set by set_password()
-    if raw is not None and check_password(raw, stored):
-        return
-    Token.objects.filter(user_id=instance.pk).delete()
+    if stored is not None and not check_password(new_password, stored):
+        Token.objects.filter(user_id=instance.pk).delete()
 
 
 class TokenCreateApi(APIView):

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import override_settings
@@ -301,3 +302,17 @@ def test_the_same_password_hashed_anew_keeps_the_token():
     # then the token still works
     assert token_client(key=old).get(PROTECTED_URL).status_code in (200, 403)
     assert Token.objects.filter(key=old).exists()
+
+
+def test_a_new_hash_of_the_same_password_at_sign_in_keeps_the_token():
+    # given a user with a token, whose password was hashed with the tests' (MD5) hasher
+    make_user("sam")
+    old = _sign_in("sam").json()["token"]
+    # when the preferred hasher changes, so that signing in stores a new hash of the same password
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    ):
+        again = _sign_in("sam").json()["token"]
+    # then the password was rehashed, and the token is the same
+    assert get_user_model().objects.get(username="sam").password.startswith("pbkdf2_sha256$")
+    assert again == old
