@@ -249,6 +249,7 @@ class Deployment:
             PROMETHEUS_MULTIPROC_DIR=str(self.scratch / "prometheus"),
             EMAIL_URL="consolemail://",  # `make run`'s mail: no SMTP server here
             PYTHONUNBUFFERED="1",
+            ORDER_PLACE_RATE="1000000/minute",  # one customer placing as fast as it can: not the per-user limit
         )
         if not c.embedded:
             env.update(DATABASE_URL=_database_url(self.database), CELERY_BROKER_URL=_broker_url())

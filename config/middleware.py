@@ -1,10 +1,11 @@
-"""Project middleware: a database that drops the connection mid-request answers 503, not 500."""
+"""Project middleware: a database that drops the connection mid-request answers 503, not 500; refusals are logged."""
 
 import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from config import security
 from config.api.errors import is_database_unavailable, service_unavailable
 
 logger = logging.getLogger(__name__)
@@ -31,3 +32,25 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
         return service_unavailable(request)
+
+
+class SecurityLogMiddleware:
+    """Log every refusal, whoever answered it, to the security log (:mod:`config.security`).
+
+    401 (no or a bad token), 403 (a DRF or Django ``PermissionDenied``, the
+    admin's, a CSRF failure) and 429 (a throttle, a sign-in lockout): seen
+    here as the response leaves, so that no view needs to remember to log.
+    """
+
+    LOGGED = frozenset({401, 403, 429})
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code in self.LOGGED:
+            data = getattr(response, "data", None)  # DRF's answers carry their error code
+            code = data.get("code", "") if isinstance(data, dict) else ""
+            security.log_refusal(request, response.status_code, code=str(code))
+        return response

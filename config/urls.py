@@ -7,13 +7,20 @@ from orders import views as orders_views
 from outbox import urls as outbox_urls
 
 from . import views
+from .accounts import AdminSignInForm, PasswordResetView, SignInView
 from .api.auth import TokenCreateApi
+
+# Its sign-in form says when a locked-out client may try again (config/accounts.py).
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", orders_views.shop, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    # Throttled sign-in and password reset (config/accounts.py); the rest of Django's account pages as they are.
+    path("accounts/login/", SignInView.as_view(), name="login"),
+    path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The page is the same for everyone: authenticating its request could only fail it, and did so while

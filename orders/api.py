@@ -28,6 +28,7 @@ from config.api.errors import Conflict, ErrorSerializer, InvalidInputSerializer,
 from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
+from config.api.throttling import OrderPlaceThrottle
 from inventory.selectors import catalogue_prices
 from outbox.selectors import caused_events, deliveries_held
 from outbox.serializers import CausedEventsSerializer, DeliverySummarySerializer
@@ -249,6 +250,8 @@ class OrderListApi(APIView):
 
 
 class OrderPlaceApi(APIView):
+    throttle_classes = [OrderPlaceThrottle]  # ORDER_PLACE_RATE per user, shared with the order form
+
     class InputSerializer(serializers.Serializer):
         lines = OrderLinesField(
             child=OrderLineRequestSerializer(),

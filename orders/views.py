@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from config.api.throttling import OrderPlaceThrottle, seconds_to_wait
 from inventory.selectors import product_list
 from outbox.models import Delivery, OutboxEvent
 
@@ -53,10 +54,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_new(request: HttpRequest) -> HttpResponse:
     products = product_list()
+    wait = None
     if request.method == "POST":
         form = OrderForm(request.POST)
         lines = OrderLineFormSet(request.POST, form_kwargs={"products": products}, prefix="lines")
-        if form.is_valid() and lines.is_valid():
+        wait = seconds_to_wait(OrderPlaceThrottle(), request)  # ORDER_PLACE_RATE, shared with the API
+        if wait is not None:
+            form.add_error(None, f"You have placed many orders in a short time: try again in {wait} seconds.")
+        elif form.is_valid() and lines.is_valid():
             try:
                 order = services.order_place(
                     customer_id=request.user.pk,
@@ -75,7 +80,11 @@ def order_new(request: HttpRequest) -> HttpResponse:
         initial = [{"sku": chosen, "quantity": 1}] if chosen else []
         lines = OrderLineFormSet(initial=initial, form_kwargs={"products": products}, prefix="lines")
     context = {"form": form, "lines": lines, "sandbox_tokens": SANDBOX_TOKENS, "has_products": bool(products)}
-    return render(request, "orders/order_form.html", context, status=400 if request.method == "POST" else 200)
+    response = render(request, "orders/order_form.html", context, status=400 if request.method == "POST" else 200)
+    if wait is not None:  # over the limit: nothing was placed, come back later
+        response.status_code = 429
+        response["Retry-After"] = str(wait)
+    return response
 
 
 @login_required

@@ -1,3 +1,4 @@
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -5,19 +6,37 @@ from django.http import HttpRequest, HttpResponse
 
 from .context import Cause, caused_by
 
+logger = logging.getLogger(__name__)
+
+# A client's own request id is kept for the logs only: at most this many printable ASCII characters.
+CLIENT_REQUEST_ID_MAX_LENGTH = 200
+
 
 class CorrelationMiddleware:
-    """Give each request an id that events published while serving it point to.
+    """Give each request an id of ours that events published while serving it point to.
 
-    An incoming ``X-Request-ID`` (a UUID) is honoured so that a trace can be
-    followed across services; the id is echoed in the response.
+    The id is always a fresh UUID, answered as ``X-Request-ID``: a client's
+    own ``X-Request-ID`` never becomes it, or a client could make its
+    requests look like another's in the event log and the trace. The
+    client's id (length-capped, printable) is logged beside ours as
+    ``client_request_id``, so that the two can be matched up, and is kept on
+    the request for other log lines (``request.client_request_id``).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _parse_uuid(request.headers.get("X-Request-ID")) or uuid.uuid4()
+        request_id = uuid.uuid4()
+        request.request_id = request_id
+        request.client_request_id = client_request_id(request.headers.get("X-Request-ID"))
+        if request.client_request_id:
+            logger.info(
+                "request %s carries the client's X-Request-ID %s",
+                request_id,
+                request.client_request_id,
+                extra={"request_id": str(request_id), "client_request_id": request.client_request_id},
+            )
         cause = Cause(
             correlation_id=request_id,
             causation_id=request_id,
@@ -29,8 +48,8 @@ class CorrelationMiddleware:
         return response
 
 
-def _parse_uuid(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
+def client_request_id(value: str | None) -> str:
+    """The client's request id as the logs may hold it: printable ASCII only, at most a couple of hundred characters."""
+    if not value:
+        return ""
+    return "".join(c for c in value if " " <= c <= "~")[:CLIENT_REQUEST_ID_MAX_LENGTH]

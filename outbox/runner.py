@@ -460,7 +460,12 @@ def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool, alone: boo
     except Exception as exc:
         if _connection_lost():
             raise ConnectionLost() from exc
-        logger.warning(
+        # At ERROR with its traceback, so that an error tracker reading the log (such as Sentry's logging
+        # integration) reports it; a batch that runs again delivery by delivery reports it then, and a
+        # RetryLater is the handler's request, not an error.
+        reported = (isolate or alone) and not isinstance(exc, failures.RetryLater)
+        logger.log(
+            logging.ERROR if reported else logging.WARNING,
             "outbox: %s failed on event %s (attempt %s)",
             delivery.handler,
             delivery.event_id,

@@ -10,6 +10,7 @@ import copy
 import os
 import re
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -194,6 +195,7 @@ THIRD_PARTY_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us rather than a CDN
+    "axes",  # sign-in lockout (AUTHENTICATION below)
 ]
 LOCAL_APPS = [
     "config.apps.ProjectConfig",  # the project's own system checks (config/checks.py)
@@ -214,6 +216,23 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 # https://docs.djangoproject.com/en/5.2/ref/settings/#session-engine
 SESSION_ENGINE = "config.sessions"
+# django-axes first: it refuses a locked-out client before any password is checked.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# LOGIN_FAILURE_LIMIT failed sign-ins (shop, admin, API token) for one username, or from one client
+# address, lock it out of all of them for LOGIN_LOCKOUT_MINUTES after the last attempt. Counted in
+# the default cache, which every process shares (config/accounts.py).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # nothing kept in the database: counts expire
+AXES_CLIENT_IP_CALLABLE = "config.security.client_address"  # NUM_PROXIES, as DRF's throttles
+AXES_LOCKOUT_CALLABLE = "config.accounts.lockout_response"  # the form's own error, as a 429
+AXES_ENABLE_ADMIN = False  # its admin shows the database handler's tables, unused here
+AXES_VERBOSE = False  # no start-up line in every process; config/security.py logs each failure
+# axes.W001 calls the embedded default's file cache unfit: it is shared by every process of its host
+# (project.W001 judges the cache); its counts are not atomic, so a burst may count a few short.
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -233,7 +252,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "outbox.middleware.CorrelationMiddleware",
+    "config.middleware.SecurityLogMiddleware",  # every 401, 403 and 429 to the security log
     "config.middleware.DatabaseUnavailableMiddleware",  # 503 + Retry-After when the database drops mid-request
+    "axes.middleware.AxesMiddleware",  # a locked-out sign-in answers 429
 ]
 
 # STATIC
@@ -289,13 +310,41 @@ NOTIFICATIONS_MESSAGE_ID_DOMAIN = env("NOTIFICATIONS_MESSAGE_ID_DOMAIN", default
 
 # LOGGING
 # ------------------------------------------------------------------------------
+# LOG_FORMAT: plain lines (the default) or json (one JSON object a line, for a log collector).
+# The "security" logger (config/security.py: failed sign-ins, throttling, refusals) writes JSON
+# lines either way, and never reaches Sentry.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: give plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "security": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"security": {"handlers": ["security"], "level": "INFO", "propagate": False}},
 }
+
+# SENTRY
+# ------------------------------------------------------------------------------
+# Errors (unhandled in views and tasks, and every ERROR log line: a handler exception the outbox
+# caught among them) go to Sentry when SENTRY_DSN is set; nothing of it is loaded otherwise.
+# No personal data: no user, address, cookie or request body is sent (config/sentry.py).
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from config.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=env("SENTRY_ENVIRONMENT", default="production"))
 
 # OPENTELEMETRY
 # ------------------------------------------------------------------------------
@@ -458,8 +507,14 @@ REST_FRAMEWORK = {
     # client cannot forge a fresh throttle bucket with it.
     "NUM_PROXIES": NUM_PROXIES,
 }
-# Attempts at POST /api/auth/token/ per client address (password guessing).
+# Attempts at POST /api/auth/token/ per client address, and per username tried (password guessing).
 API_TOKEN_RATE = env("API_TOKEN_RATE", default="30/minute")
+API_TOKEN_USERNAME_RATE = env("API_TOKEN_USERNAME_RATE", default="10/minute")
+# Password reset requests per client address, and per e-mail address asked for (no mailbox flooding).
+PASSWORD_RESET_RATE = env("PASSWORD_RESET_RATE", default="10/hour")
+PASSWORD_RESET_EMAIL_RATE = env("PASSWORD_RESET_EMAIL_RATE", default="3/hour")
+# Orders placed per user, through the API and the order form together.
+ORDER_PLACE_RATE = env("ORDER_PLACE_RATE", default="30/minute")
 # The largest request body accepted, API JSON included (413 above it).
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)

@@ -53,6 +53,12 @@ PROBE_SIDE_CHANNEL_URL = env("TEST_SIDE_CHANNEL_URL", default=CELERY_BROKER_URL)
 WHITENOISE_USE_FINDERS = True
 # The schema and fault tests sign in far more often than a person would.
 API_TOKEN_RATE = env("API_TOKEN_RATE", default="10000/minute")
+# ... and fail to, on purpose, from the one address of the test client: locking it out would
+# fail every later sign-in. The lockout's own tests lower the limit for an address of their own.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=100_000)
+API_TOKEN_USERNAME_RATE = env("API_TOKEN_USERNAME_RATE", default="10000/minute")
+# The load and fault tests place orders for one customer far faster than a person would.
+ORDER_PLACE_RATE = env("ORDER_PLACE_RATE", default="100000/minute")
 # One metrics folder per test session, inherited by the workers and servers it
 # starts (so their counters reach /metrics), apart from other sessions' runs.
 PROMETHEUS_MULTIPROC_DIR = share_prometheus_metrics(

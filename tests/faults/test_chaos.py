@@ -184,6 +184,7 @@ def assert_attempts_are_honest() -> None:
 
 def assert_no_5xx_for_a_request_that_committed(run: Run) -> None:
     server_errors = run.shop.log.server_errors()
+    assert all(e.request_id for e in server_errors), [(e.method, e.path, e.status) for e in server_errors]
     committed = OutboxEvent.objects.filter(causation_id__in=[e.request_id for e in server_errors])
     assert not committed.exists(), [(e.method, e.path, e.status) for e in server_errors]
 

@@ -45,7 +45,7 @@ def test_a_503_is_asked_again_until_the_site_answers(web, broker_down):
     # when the client asks
     reply = shop.request("GET", "/healthz")
     comes_back.join()
-    # then it asked until the answer was 200, each time with a request id of its own that the server echoed
+    # then it asked until the answer was 200, each answer with a request id of the server's own
     statuses = [e.status for e in reply.exchanges]
     assert reply.status == 200, statuses
     assert len(statuses) >= 2, statuses

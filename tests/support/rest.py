@@ -4,9 +4,10 @@ It retries what a careful client retries (no answer at all: refused, reset,
 timed out; and 503, after its ``Retry-After``, capped) until ``retry_for``
 seconds have passed, and records every exchange, retries included, in an
 :class:`ExchangeLog` shared by every client made from it. Each HTTP request
-carries a fresh ``X-Request-ID``: the server's ``CorrelationMiddleware`` makes
-it the causation id of the events that request published, so a request that
-got a 5xx or no answer can be checked afterwards for work it committed
+carries a fresh ``X-Request-ID`` of the client's own (``client_request_id``,
+which the server only logs); the server answers with its own, which it made
+the causation id of the events that request published, so a request that got
+a 5xx can be checked afterwards for work it committed
 (``OutboxEvent.objects.filter(causation_id=exchange.request_id)``).
 
 Thread-safe: the driver's threads share one log and may share clients::
@@ -43,12 +44,13 @@ class Exchange:
 
     method: str
     path: str
-    request_id: str
+    request_id: str  # the server's (its X-Request-ID answer); "" when nothing answered
     status: int | None
     elapsed: float
     started_at: float  # time.time(), to line exchanges up with faults
     attempt: int = 1  # 2 and more: a retry of the same call
     error: str = ""
+    client_request_id: str = ""  # the X-Request-ID the client sent
 
 
 @dataclass
@@ -170,12 +172,12 @@ class ShopClient:
     def _once(
         self, method: str, path: str, body: object, headers: dict[str, str], attempt: int
     ) -> tuple[Exchange, Any, dict[str, str]]:
-        request_id = str(uuid.uuid4())
+        client_request_id = str(uuid.uuid4())
         request = urllib.request.Request(
             self.base_url + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={**self._headers(request_id), **headers},
+            headers={**self._headers(client_request_id), **headers},
         )
         started_at, began = time.time(), time.monotonic()
         status, data, answer_headers, error = None, None, {}, ""
@@ -189,7 +191,9 @@ class ShopClient:
         if raw:
             data = _decoded(raw)
         elapsed = time.monotonic() - began
-        return Exchange(method, path, request_id, status, elapsed, started_at, attempt, error), data, answer_headers
+        request_id = answer_headers.get("X-Request-ID", "")
+        exchange = Exchange(method, path, request_id, status, elapsed, started_at, attempt, error, client_request_id)
+        return exchange, data, answer_headers
 
     def _headers(self, request_id: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": "application/json", "X-Request-ID": request_id}
