@@ -32,7 +32,9 @@ run: $(VENV)/.requirements
 	@echo ""
 	@# Metrics the last run's processes left (prometheus_client multiprocess files) would add to this run's.
 	rm -f "$${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}"/*.db
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	@# The Celery app defaults to the production settings: name the development ones (manage.py's default).
+	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-config.settings.local}" \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 ## test: the whole suite against PostgreSQL and Redis
 test: $(VENV)/.requirements-dev

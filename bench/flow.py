@@ -11,8 +11,9 @@ Procfile), beat, and on (a) the relay process (``manage.py outbox_relay``)::
     embedded        (d) SQLite + filesystem:// broker + locmem cache: `make run`   (config.settings.local)
 
 Every configuration gets a fresh copy of a database migrated and seeded
-(``seed_demo``) once per process: a PostgreSQL ``CREATE DATABASE ... TEMPLATE``,
-or copies of the SQLite files in a scratch ``VAR_DIR``; the Redis broker and
+(seed_demo's catalogue and the bench's own customer: ``bench.harness.seed_shop``)
+once per process: a PostgreSQL ``CREATE DATABASE ... TEMPLATE``, or copies
+of the SQLite files in a scratch ``VAR_DIR``; the Redis broker and
 cache are the runner's (``BENCH_BROKER_URL``, ``BENCH_CACHE_URL``), flushed.
 
 Figures, per configuration ``<c>``:
@@ -56,6 +57,7 @@ import http.client
 import json
 import math
 import os
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -71,14 +73,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUES = "outbox,orders,payments,inventory,shipping,notifications"
-SKU = "PEN-BLUE"  # seed_demo stocks 10,000; every configuration starts from a fresh copy
+SKU = "PEN-BLUE"  # seed_demo's catalogue stocks 10,000; every configuration starts from a fresh copy
 ADDRESS = {"name": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"}
-CUSTOMER = {"username": "customer", "password": "customer-demo-pass"}  # seed_demo's
+# Made by seed_shop with a password of this run's: no known password in a database on production settings.
+CUSTOMER = {"username": "bench-customer", "password": secrets.token_urlsafe(16)}
 # What the configurations set themselves: never inherited from the runner's environment.
 OWN_VARIABLES = {
     "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "SANDBOX_DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL",
     "EMAIL_URL", "VAR_DIR", "PROMETHEUS_MULTIPROC_DIR", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
-    "SECURE_SSL_REDIRECT", "CONN_MAX_AGE", "LOG_LEVEL", "CELERY_SKIP_CHECKS",
+    "SECURE_SSL_REDIRECT", "CONN_MAX_AGE", "LOG_LEVEL", "CELERY_SKIP_CHECKS", "ALLOW_SANDBOX_PROVIDERS",
+    "METRICS_TOKEN", "PAYMENTS_GATEWAY", "SHIPPING_CARRIER", "NUM_PROXIES",
 }  # fmt: skip
 
 
@@ -256,8 +260,15 @@ class Deployment:
         if c.redis_cache:
             env["CACHE_URL"] = _cache_url()
         if c.settings.endswith(".production"):
-            # The secrets and hosts a deployment gives; plain HTTP on the loopback, no TLS proxy in front.
-            env.update(SECRET_KEY="bench-" + uuid.uuid4().hex, ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="false")
+            # The secrets and hosts a deployment gives; plain HTTP on the loopback, no TLS proxy in front; the
+            # sandbox providers, declared as a demo's (production refuses them otherwise).
+            env.update(
+                SECRET_KEY="bench-" + uuid.uuid4().hex,
+                ALLOWED_HOSTS="127.0.0.1",
+                SECURE_SSL_REDIRECT="false",
+                ALLOW_SANDBOX_PROVIDERS="true",
+                METRICS_TOKEN=uuid.uuid4().hex,
+            )
         elif not c.embedded:
             env["DEBUG"] = "false"  # a deployment on the default settings module, not a developer's machine
         return env
@@ -509,7 +520,7 @@ def _postgres_template(env: dict[str, str]) -> str:
         _drop_database(name)
         _admin(f'CREATE DATABASE "{name}"')
         _manage(env | {"DATABASE_URL": _database_url(name)}, "migrate", "--noinput")
-        _manage(env | {"DATABASE_URL": _database_url(name)}, "seed_demo")
+        _seed(env | {"DATABASE_URL": _database_url(name)})
         _templates["postgres"] = name
         atexit.register(_drop_database, name)
     return _templates["postgres"]
@@ -522,9 +533,14 @@ def _sqlite_template(env: dict[str, str]) -> Path:
         env = env | {"VAR_DIR": str(var)}
         _manage(env, "migrate", "--noinput")
         _manage(env, "migrate", "--database", "sandbox", "--noinput")
-        _manage(env, "seed_demo")
+        _seed(env)
         _templates["sqlite"] = var
     return _templates["sqlite"]
+
+
+def _seed(env: dict[str, str]) -> None:
+    """The catalogue and the bench's customer (not seed_demo: it makes a known-password superuser, DEBUG only)."""
+    _manage(env, "shell", "-c", f"from bench.harness import seed_shop; seed_shop(password={CUSTOMER['password']!r})")
 
 
 def _manage(env: dict[str, str], *args: str) -> None:

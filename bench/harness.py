@@ -30,6 +30,7 @@ PARKED_QUEUE = "bench-parked"  # what a worker consumes while "no consumer runs"
 DONE_LIST = "bench:done"  # tests/outbox/probe/effects.py pushes "<event id> <time>" here after each commit
 
 _migrated: set[str] = set()
+BENCH_CUSTOMER = "bench-customer"  # the customer every benchmark orders as (see seed_shop)
 
 
 def setup() -> None:
@@ -369,3 +370,19 @@ def latency_figures(millis: list[float]) -> dict[str, float]:
 def ratios(figures: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
     """Each figure over the baseline's figure of the same name."""
     return {key: figures[key] / baseline[key] for key in figures if baseline.get(key)}
+
+
+def seed_shop(*, password: str) -> None:
+    """seed_demo's catalogue, and ``BENCH_CUSTOMER`` (a plain customer) with ``password``. Idempotent.
+
+    Not seed_demo itself: that creates a superuser with a known password and refuses to run without DEBUG,
+    while the benchmarks run the test and production settings.
+    """
+    from django.contrib.auth import get_user_model
+
+    from orders.management.commands.seed_demo import seed_catalogue
+
+    seed_catalogue()
+    customer, _ = get_user_model().objects.get_or_create(username=BENCH_CUSTOMER)
+    customer.set_password(password)
+    customer.save()

@@ -108,7 +108,6 @@ class PasswordResetEmailThrottle(SimpleRateThrottle):
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's password reset page, refusing (429, with when to come back) past either limit."""
 
-
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         for throttle in (PasswordResetAddressThrottle(), PasswordResetEmailThrottle(form.cleaned_data["email"])):
             wait = seconds_to_wait(throttle, self.request)

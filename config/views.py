@@ -2,6 +2,10 @@
 
 import hmac
 import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -11,12 +15,20 @@ from django.views.decorators.http import require_safe
 from config.celery_app import app
 from outbox import metrics
 
+logger = logging.getLogger(__name__)
+
+OK, FAIL = "ok", "fail"
+
 
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness with its dependencies: 200 when the database and broker answer, else 503 naming the failure."""
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    failing = [name for name, result in checks.items() if result != "ok"]
+    """Liveness with its dependencies: 200 when the database and broker answer, else 503 naming the failing part.
+
+    Anyone may ask, so each part is only "ok" or "fail": why it fails (an error that names hosts, ports or
+    users) goes to the log.
+    """
+    checks = {"database": _check_database(), "broker": broker_probe()}
+    failing = [name for name, result in checks.items() if result != OK]
     body = {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks}
     return JsonResponse(body, status=503 if failing else 200)
 
@@ -25,18 +37,49 @@ def _check_database() -> str:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return "ok"
-    except Exception as exc:  # any failure is the answer, not an error of the check
-        return f"error: {exc}"
+        return OK
+    except Exception:  # any failure is the answer, not an error of the check
+        logger.warning("healthz: the database does not answer", exc_info=True)
+        return FAIL
 
 
 def _check_broker() -> str:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0, timeout=2)  # one attempt: a probe must answer fast
-        return "ok"
-    except Exception as exc:
-        return f"error: {exc}"
+        return OK
+    except Exception:
+        logger.warning("healthz: the broker does not answer", exc_info=True)
+        return FAIL
+
+
+class CachedProbe:
+    """A probe's answer, reused for ``HEALTHZ_BROKER_CACHE_SECONDS`` by every thread of this process.
+
+    Each probe opens a connection: a load balancer (or anyone) asking often must not open one per request.
+    One thread probes while the others wait for its answer.
+    """
+
+    def __init__(self, probe: Callable[[], str]) -> None:
+        self._probe = probe
+        self._lock = threading.Lock()
+        self._answer = ""
+        self._until = 0.0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._answer or time.monotonic() >= self._until:
+                self._answer = self._probe()
+                self._until = time.monotonic() + settings.HEALTHZ_BROKER_CACHE_SECONDS
+            return self._answer
+
+    def forget(self) -> None:
+        """Probe again on the next call."""
+        with self._lock:
+            self._answer = ""
+
+
+broker_probe = CachedProbe(_check_broker)
 
 
 @require_safe
@@ -49,7 +92,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def _metrics_refusal(request: HttpRequest) -> HttpResponse | None:
-    """None when the scraper may read: by bearer token if one is set, else from loopback only."""
+    """None when the scraper may read: by bearer token if one is set, else from loopback only where allowed.
+
+    Production requires the token (``METRICS_TOKEN_REQUIRED``; it refuses to start without one, project.E004):
+    a proxy that adds no header makes every request look like one from loopback.
+    """
     if settings.METRICS_TOKEN:
         scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), settings.METRICS_TOKEN.encode()):
@@ -57,6 +104,8 @@ def _metrics_refusal(request: HttpRequest) -> HttpResponse | None:
         response = HttpResponse("Send the scraper's token: Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if getattr(settings, "METRICS_TOKEN_REQUIRED", False):
+        return HttpResponse("Metrics need METRICS_TOKEN to be set on the server.\n", status=403)
     if _is_loopback(request.META.get("REMOTE_ADDR", "")) and not _forwarded(request):
         return None
     return HttpResponse(

@@ -12,11 +12,14 @@ from django.core.validators import RegexValidator
 from django_countries import countries
 
 from inventory.selectors import ProductAvailability
+from payments.gateway import gateway_is_sandbox
 
 from .services import MAX_QUANTITY, MAX_TOKEN_LENGTH, LineRequest
 
 LINE_ROWS = 5  # empty rows on a new order form; unused ones are ignored
 
+# Shown only while payments go to the sandbox (payments.gateway.gateway_is_sandbox): a real shop's form
+# never advertises tokens that pay for nothing.
 SANDBOX_TOKENS = [
     ("tok_visa", "is authorised: the order goes on to ship"),
     ("tok_decline", "is declined (as is any token starting tok_decline): the order is cancelled"),
@@ -70,7 +73,7 @@ OrderLineFormSet = forms.formset_factory(
 
 
 class OrderForm(forms.Form):
-    """Where to ship it and how to pay."""
+    """Where to ship it and how to pay; with the sandbox gateway, its test tokens (``sandbox_tokens``)."""
 
     name = forms.CharField(label="Name", max_length=200)
     line1 = forms.CharField(label="Address line 1", max_length=200)
@@ -86,9 +89,15 @@ class OrderForm(forms.Form):
     payment_token = forms.CharField(
         label="Payment token",
         max_length=MAX_TOKEN_LENGTH,
-        initial="tok_visa",
-        help_text="A sandbox card token: see the tokens below.",
+        help_text="The card token your payment provider's checkout gave you.",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sandbox_tokens = SANDBOX_TOKENS if gateway_is_sandbox() else []
+        if self.sandbox_tokens:
+            token = self.fields["payment_token"]
+            token.initial, token.help_text = "tok_visa", "A sandbox card token: see the tokens below."
 
     def clean_country(self) -> str:
         code = self.cleaned_data["country"].upper()

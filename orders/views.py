@@ -24,7 +24,7 @@ from inventory.selectors import product_list
 from outbox.models import Delivery, OutboxEvent
 
 from . import selectors, services
-from .forms import SANDBOX_TOKENS, CancelForm, OrderForm, OrderLineFormSet
+from .forms import CancelForm, OrderForm, OrderLineFormSet
 from .models import InvalidOrder, InvalidOrderTransition, Order
 from .selectors import InventoryStatus, PaymentStatus
 
@@ -79,7 +79,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
         chosen = request.GET.get("sku", "")
         initial = [{"sku": chosen, "quantity": 1}] if chosen else []
         lines = OrderLineFormSet(initial=initial, form_kwargs={"products": products}, prefix="lines")
-    context = {"form": form, "lines": lines, "sandbox_tokens": SANDBOX_TOKENS, "has_products": bool(products)}
+    context = {"form": form, "lines": lines, "has_products": bool(products)}
     response = render(request, "orders/order_form.html", context, status=400 if request.method == "POST" else 200)
     if wait is not None:  # over the limit: nothing was placed, come back later
         response.status_code = 429

@@ -7,6 +7,11 @@ the outbox to retry a charge. The keys are derived from the order (see
 attempt whose transaction rolled back did at the provider. Settings may name
 an adapter in ``PAYMENTS_GATEWAY`` (a dotted path to a class); the default is
 the sandbox provider of ``payments.sandbox``.
+
+An adapter that moves no real money says so with a class attribute
+``sandbox = True`` (a subclass of one inherits it): production refuses to start
+with one unless ``ALLOW_SANDBOX_PROVIDERS`` declares a demo (config/checks.py),
+and the shop shows its test tokens only then (:func:`gateway_is_sandbox`).
 """
 
 from dataclasses import dataclass
@@ -58,5 +63,15 @@ class PaymentGateway(Protocol):
         ...
 
 
+def gateway_class() -> type[PaymentGateway]:
+    """The adapter class the settings name (``ImportError`` if they name none)."""
+    return import_string(getattr(settings, "PAYMENTS_GATEWAY", DEFAULT_GATEWAY))
+
+
 def gateway() -> PaymentGateway:
-    return import_string(getattr(settings, "PAYMENTS_GATEWAY", DEFAULT_GATEWAY))()
+    return gateway_class()()
+
+
+def gateway_is_sandbox() -> bool:
+    """Whether payments go to a sandbox, whose test tokens the shop may then explain."""
+    return getattr(gateway_class(), "sandbox", False) is True

@@ -32,6 +32,7 @@ Status = SandboxCharge.Status
 
 
 class SandboxGateway:
+    sandbox = True  # no real money moves: see payments.gateway
     APPROVED = frozenset({"tok_visa", "tok_mastercard"})
     FLAKY_FAILURES = 2
 

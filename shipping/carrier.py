@@ -5,6 +5,10 @@ class); the default is the sandbox carrier of ``shipping.sandbox``. Bookings
 carry an idempotency key derived from the order (see ``shipping.services``):
 booking the same key again returns the first booking, and a cancellation
 finds, by that key, a booking made by an attempt whose transaction rolled back.
+
+An adapter that ships nothing says so with a class attribute ``sandbox = True``:
+production refuses to start with one unless ``ALLOW_SANDBOX_PROVIDERS``
+declares a demo (config/checks.py).
 """
 
 import datetime as dt
@@ -38,5 +42,10 @@ class Carrier(Protocol):
         ...
 
 
+def carrier_class() -> type[Carrier]:
+    """The adapter class the settings name (``ImportError`` if they name none)."""
+    return import_string(getattr(settings, "SHIPPING_CARRIER", DEFAULT_CARRIER))
+
+
 def carrier() -> Carrier:
-    return import_string(getattr(settings, "SHIPPING_CARRIER", DEFAULT_CARRIER))()
+    return carrier_class()()

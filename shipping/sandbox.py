@@ -29,6 +29,7 @@ Status = SandboxBooking.Status
 
 
 class SandboxCarrier:
+    sandbox = True  # nothing is really shipped: see shipping.carrier
     NAME = "Sandbox Parcel"
 
     @provider_call()

@@ -544,8 +544,10 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------------
 # GET /metrics (Prometheus). With METRICS_TOKEN set it needs "Authorization:
 # Bearer <token>"; without, it answers only requests from this host's loopback
-# that came through no proxy.
+# that came through no proxy, outside production (which requires the token).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# GET /healthz reuses its broker probe (a connection opened) for this long in each web process.
+HEALTHZ_BROKER_CACHE_SECONDS = env.float("HEALTHZ_BROKER_CACHE_SECONDS", default=5.0)
 # Counters and histograms recorded by workers and the relay reach the web
 # process's /metrics through files in this folder (prometheus_client's
 # multiprocess mode). Every process of one host must share it, and it must be

@@ -1,7 +1,7 @@
 """Production settings: PostgreSQL, Redis, SMTP; secrets only from the environment."""
 
 from .base import *  # noqa: F403
-from .base import broker_url, cache_url, database_url, email_url, env, provider_store
+from .base import NUM_PROXIES, broker_url, cache_url, database_url, email_url, env, provider_store
 
 # Refuse to start without a real secret (environ raises ImproperlyConfigured).
 SECRET_KEY = env("SECRET_KEY")
@@ -17,12 +17,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CACHES = {"default": cache_url("CACHE_URL", default="redis://127.0.0.1:6379/1")}
 vars().update(email_url("EMAIL_URL", default="smtp://localhost:25"))
 
+# PROVIDERS
+# ------------------------------------------------------------------------------
+# The dotted paths of the payment gateway's and the carrier's adapter classes. The
+# defaults are the sandboxes, which approve free test tokens (tok_visa) and ship
+# nothing: production refuses to start with one (config/checks.py, project.E001,
+# E002) unless ALLOW_SANDBOX_PROVIDERS=true declares a demo that takes no real orders.
+PAYMENTS_GATEWAY = env("PAYMENTS_GATEWAY", default="payments.sandbox.SandboxGateway")
+SHIPPING_CARRIER = env("SHIPPING_CARRIER", default="shipping.sandbox.SandboxCarrier")
+ALLOW_SANDBOX_PROVIDERS = env.bool("ALLOW_SANDBOX_PROVIDERS", default=False)
+
 # SECURITY
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if NUM_PROXIES > 0:
+    # Only a declared proxy sets X-Forwarded-Proto (it must overwrite what a client sent): without one,
+    # any client could send the header and pass plain HTTP for HTTPS (config/checks.py, project.E005).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# Load balancers probe /healthz over plain HTTP and read a redirect as a failure; its answer is "ok" or
+# "fail" per part, nothing secret. /metrics is not exempt: the scraper's bearer token goes over HTTPS only.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
@@ -36,5 +51,7 @@ X_FRAME_OPTIONS = "DENY"
 # PROMETHEUS_MULTIPROC_DIR: a folder shared by the web, worker and relay
 # processes of one host, emptied before they start (e.g. ExecStartPre), so
 # /metrics shows the workers' counters. METRICS_TOKEN: the scraper's bearer
-# token; without it /metrics answers only loopback requests that came
-# through no proxy. Both are read in base.py.
+# token, required here (project.E004 refuses to start without it): "loopback
+# through no proxy" is no proof of the scraper, as a proxy may add no header.
+# Both are read in base.py.
+METRICS_TOKEN_REQUIRED = True

@@ -357,7 +357,8 @@ def test_the_rebuild_command_refuses_an_unknown_sku():
 # data
 
 
-def test_seed_demo_receives_every_unit_through_the_log_once():
+def test_seed_demo_receives_every_unit_through_the_log_once(settings):
+    settings.DEBUG = True  # seed_demo runs on a developer's machine only
     # when seeded twice
     call_command("seed_demo", stdout=StringIO())
     call_command("seed_demo", stdout=StringIO())

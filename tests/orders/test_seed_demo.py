@@ -1,18 +1,21 @@
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from inventory.models import Product, StockItem
-from orders.management.commands.seed_demo import CATALOGUE
+from orders.management.commands.seed_demo import CATALOGUE, seed_catalogue
 from tests.support.commands import manage
 from tests.support.database import every_table
 
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_loads_a_believable_catalogue_once_and_prints_the_sign_ins():
-    # given / when: run twice
+def test_seed_demo_loads_a_believable_catalogue_once_and_prints_the_sign_ins(settings):
+    # given a developer's machine
+    settings.DEBUG = True
+    # when: run twice
     out = StringIO()
     call_command("seed_demo", stdout=out)
     call_command("seed_demo", stdout=out)
@@ -45,3 +48,24 @@ def test_run_from_the_shell_with_what_it_does_not_take_it_exits_2_naming_it_and_
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == f"manage.py seed_demo: error: {error}"
     assert every_table() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_debug_it_refuses_exit_2_saying_why_and_creates_nothing(no_live_outbox):
+    # given settings with DEBUG off (the test settings, as production's)
+    before = every_table()
+    # when
+    result = manage("seed_demo")
+    # then no known-password superuser, nor anything else, is created
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "CommandError: seed_demo creates a superuser with a known password, so it runs only with DEBUG on "
+        "(config.settings.local on a developer's machine); create real users with `manage.py createsuperuser`."
+    )
+    assert every_table() == before
+
+
+def test_seed_catalogue_makes_the_catalogue_and_no_user():
+    seed_catalogue()
+    assert Product.objects.filter(sku__in=[sku for sku, *_ in CATALOGUE]).count() == len(CATALOGUE)
+    assert not get_user_model().objects.exists()
