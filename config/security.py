@@ -1,7 +1,7 @@
 """The security log: one JSON line per failed sign-in, throttled or locked-out request, and refusal.
 
 Every line names the event, our request id (and the client's, if it sent
-one), the user (id and username, or none: anonymous), the client's address
+one), the user (their id, or none: anonymous), the client's address
 as the throttles count it (:func:`client_address`) and the path. A line never
 holds a password, a token or a request body: a failed sign-in names the
 username tried, nothing else of what was sent.
@@ -40,8 +40,7 @@ def log_event(event: str, request: Any, *, level: int = logging.WARNING, **field
         "event": event,
         "request_id": str(getattr(request, "request_id", "") or ""),
         "client_request_id": getattr(request, "client_request_id", ""),
-        "user_id": user.pk if signed_in else None,
-        "username": user.get_username() if signed_in else "",
+        "user_id": user.pk if signed_in else None,  # not the username: an id says who, without personal data
         "client_address": client_address(request),
         "method": request.method,
         "path": request.path,

@@ -95,6 +95,8 @@ def unseal(payload: Mapping[str, Any], *, using: str = "default") -> tuple[dict[
     A forgotten field is left out of the payload; :func:`erase` puts its
     ``erased`` value in once the payload is upcast to its current class.
     """
+    if not isinstance(payload, Mapping):  # not an event's payload at all: validation will say so
+        return payload, set()
     sealed = {name: value for name, value in payload.items() if is_sealed(value)}
     if not sealed:
         return dict(payload), set()
@@ -149,7 +151,12 @@ def forget_subjects(subjects: Iterable[str], *, using: str = "default") -> int:
 
 def is_sealed(value: Any) -> bool:
     """Whether a stored value is sealed (``{"sealed_for": ..., "ciphertext": ...}``)."""
-    return isinstance(value, dict) and len(value) == 2 and SEALED_FOR in value and CIPHERTEXT in value
+    return (
+        isinstance(value, dict)
+        and len(value) == 2
+        and isinstance(value.get(SEALED_FOR), str)
+        and isinstance(value.get(CIPHERTEXT), str)
+    )
 
 
 def _sealed(subject: str, key: bytes, value: Any) -> dict[str, str]:
@@ -159,7 +166,7 @@ def _sealed(subject: str, key: bytes, value: Any) -> dict[str, str]:
 
 def _opened(key: bytes, value: Mapping[str, str]) -> Any:
     try:
-        return json.loads(Fernet(key).decrypt(value[CIPHERTEXT].encode("ascii")))
+        return json.loads(Fernet(key).decrypt(value[CIPHERTEXT].encode()))
     except (InvalidToken, ValueError) as exc:
         raise PersonalDataError(
             f"A value sealed for {value[SEALED_FOR]!r} does not open with that subject's key: "

@@ -126,3 +126,19 @@ def test_a_value_a_context_keeps_sealed_opens_until_its_subject_is_forgotten():
 def test_sealing_outside_a_transaction_is_refused():
     with pytest.raises(RuntimeError, match=r"inside the transaction that writes it"):
         personal.seal_value("payment:2", "tok_visa")
+
+
+@pytest.mark.parametrize(
+    "spoiled",
+    [{"sealed_for": "customer:12", "ciphertext": "not fernet"}, {"sealed_for": "customer:12", "ciphertext": "é"}],
+    ids=["not a token", "not ascii"],
+)
+def test_a_spoiled_sealed_value_is_a_decode_error_not_a_crash(spoiled):
+    with transaction.atomic():
+        row = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:12"})
+    row.refresh_from_db()
+    with pytest.raises(EventDecodeError, match=r"customer:12"):
+        registry.decode(row.type, row.version, {**row.payload, "customer_email": spoiled})
+    # a value only shaped like one is no sealed value: validation says what is wrong
+    with pytest.raises(EventDecodeError, match="customer_email"):
+        registry.decode(row.type, row.version, {**row.payload, "customer_email": {"sealed_for": 1, "ciphertext": 2}})
