@@ -1,24 +1,27 @@
-"""Project middleware: a database that drops the connection mid-request answers 503, not 500; refusals are logged."""
+"""Project middleware: a database or cache that drops the connection mid-request answers 503, not 500; refusals
+are logged."""
 
 import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from redis.exceptions import RedisError
 
 from config import security
-from config.api.errors import is_database_unavailable, service_unavailable
+from config.api.errors import is_service_unavailable, service_unavailable
 
 logger = logging.getLogger(__name__)
 
 
-class DatabaseUnavailableMiddleware:
-    """A view that lost its database connection (dropped, refused, broken) answers 503 with ``Retry-After``.
+class ServiceUnavailableMiddleware:
+    """A view that lost its database or cache connection (dropped, refused, broken) answers 503 with ``Retry-After``.
 
     For pages and API alike: DRF hands back to Django every error that is not
     a client's, and this catches Django's ``OperationalError`` and
-    ``InterfaceError`` there. The client may retry: Django replaces an
-    unusable connection at the end of the request. Errors outside any view
-    get the same answer from ``handler500`` (:func:`config.api.errors.server_error`).
+    ``InterfaceError``, and redis-py's errors (a sign-in counts its failures
+    in the cache), there. The client may retry: Django replaces an unusable
+    connection at the end of the request. Errors outside any view get the
+    same answer from ``handler500`` (:func:`config.api.errors.server_error`).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -28,10 +31,14 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not is_database_unavailable(exception):
+        if not is_service_unavailable(exception):
             return None
-        logger.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
+        logger.warning("%s unavailable during %s %s: %s", _which(exception), request.method, request.path, exception)
         return service_unavailable(request)
+
+
+def _which(exception: Exception) -> str:
+    return "cache" if isinstance(exception, RedisError) else "database"
 
 
 class SecurityLogMiddleware:

@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views import defaults
+from redis.exceptions import RedisError
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -181,10 +182,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: a bug. The client learns only that it is not their fault.
 
     Unless the database dropped or refused the connection (outside a view, so
-    that :class:`config.middleware.DatabaseUnavailableMiddleware` did not see
+    that :class:`config.middleware.ServiceUnavailableMiddleware` did not see
     it, e.g. saving the session): that is a 503 to retry, not a bug.
     """
-    if is_database_unavailable(sys.exc_info()[1]):
+    if is_service_unavailable(sys.exc_info()[1]):
         return service_unavailable(request)
     if _is_api(request):
         body = {"detail": "Internal server error: the fault is ours and has been logged.", "code": "server_error"}
@@ -209,9 +210,10 @@ first: they show what went through.</p></body></html>
 """
 
 
-def is_database_unavailable(exc: BaseException | None) -> bool:
-    """Django's errors for a connection lost, refused or broken (and for a query the database gave up on)."""
-    return isinstance(exc, OperationalError | InterfaceError)
+def is_service_unavailable(exc: BaseException | None) -> bool:
+    """A connection lost, refused or broken: the database's (Django's errors, and a query the database gave up
+    on), or the cache's, where the sign-in throttles and lockouts count (redis-py's errors)."""
+    return isinstance(exc, OperationalError | InterfaceError | RedisError)
 
 
 def service_unavailable(request: HttpRequest) -> HttpResponse:

@@ -253,7 +253,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "outbox.middleware.CorrelationMiddleware",
     "config.middleware.SecurityLogMiddleware",  # every 401, 403 and 429 to the security log
-    "config.middleware.DatabaseUnavailableMiddleware",  # 503 + Retry-After when the database drops mid-request
+    "config.middleware.ServiceUnavailableMiddleware",  # 503 + Retry-After when the database or cache drops
     "axes.middleware.AxesMiddleware",  # a locked-out sign-in answers 429
 ]
 
