@@ -20,6 +20,8 @@ from uuid import UUID
 
 from django.db import transaction
 
+from config.db import locked_or_created
+
 from . import services
 from .events import OrderCancelled, OrderReadyToShip, OrderShipped
 from .models import Order, OrderSaga
@@ -148,7 +150,7 @@ def saga_order_cancelled(*, order_id: UUID) -> OrderSaga:
 
 @transaction.atomic
 def _learn(order_id: UUID, learn: Callable[[OrderSaga], None], *, payment_answered: bool = False) -> OrderSaga:
-    saga = _saga_for_update(order_id)
+    saga = locked_or_created(OrderSaga, order_id=order_id)  # created for an order confirmed before sagas were stored
     order = Order.objects.select_for_update().get(pk=order_id)
     learn(saga)
     if payment_answered:  # payments is done with the card token: shred it
@@ -156,14 +158,6 @@ def _learn(order_id: UUID, learn: Callable[[OrderSaga], None], *, payment_answer
     while (decision := decide(saga, order.status)) != NOTHING:
         order = _carry_out(decision, saga, order)
     saga.save()
-    return saga
-
-
-def _saga_for_update(order_id: UUID) -> OrderSaga:
-    saga = OrderSaga.objects.select_for_update().filter(order_id=order_id).first()
-    if saga is None:  # an order confirmed before sagas were stored
-        OrderSaga.objects.get_or_create(order_id=order_id)
-        saga = OrderSaga.objects.select_for_update().get(order_id=order_id)
     return saga
 
 
