@@ -3,7 +3,9 @@ confirmed to shipped, or to cancelled.
 
 It learns facts from other contexts' events (payment secured or failed, stock
 secured or short, shipment arranged) and from the order itself (cancelled),
-records them on :class:`OrderSaga`, then asks :func:`decide` what to do next:
+one entry point per fact, named after it (``on_payment_secured``, ...; the
+handlers in orders/handlers.py call them), records them on
+:class:`OrderSaga`, then asks :func:`decide` what to do next:
 the first row of its decision table, :data:`TRANSITIONS`, that applies.
 Facts only move forward and the outcome is decided once, so any order of
 arrival and any duplicate lead to the same decision.
@@ -116,23 +118,23 @@ def decide(saga: OrderSaga, order_status: str) -> Decision:
     return NOTHING
 
 
-def saga_payment_secured(*, order_id: UUID) -> OrderSaga:
+def on_payment_secured(*, order_id: UUID) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_payment_secured(), payment_answered=True)
 
 
-def saga_payment_failed(*, order_id: UUID, reason: str) -> OrderSaga:
+def on_payment_failed(*, order_id: UUID, reason: str) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_payment_failed(reason), payment_answered=True)
 
 
-def saga_stock_secured(*, order_id: UUID) -> OrderSaga:
+def on_stock_secured(*, order_id: UUID) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_stock_secured())
 
 
-def saga_stock_short(*, order_id: UUID, skus: list[str]) -> OrderSaga:
+def on_stock_short(*, order_id: UUID, skus: list[str]) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_stock_short(skus))
 
 
-def saga_shipment_arranged(
+def on_shipment_arranged(
     *, order_id: UUID, carrier: str, tracking_number: str, estimated_delivery: dt.date
 ) -> OrderSaga:
     return _learn(
@@ -143,7 +145,7 @@ def saga_shipment_arranged(
     )
 
 
-def saga_order_cancelled(*, order_id: UUID) -> OrderSaga:
+def on_order_cancelled(*, order_id: UUID) -> OrderSaga:
     """The order says it is cancelled: nothing to learn, the order's status tells."""
     return _learn(order_id, lambda saga: None)
 
