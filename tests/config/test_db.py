@@ -10,7 +10,6 @@ from django.db import connection, transaction
 
 from config.db import locked_or_created
 from shipping.models import Shipment
-from tests.api.db_faults import admin_connection
 from tests.support.processes import wait_for
 
 PENDING, CANCELLED = Shipment.Status.PENDING, Shipment.Status.CANCELLED
@@ -45,6 +44,14 @@ def _take(order_id: uuid.UUID) -> Shipment:
             return locked_or_created(Shipment, order_id=order_id, defaults={"status": CANCELLED})
     finally:
         connection.close()
+
+
+def admin_connection() -> psycopg.Connection:
+    """A connection to the test database outside Django, so outside the transactions under test."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"], user=db["USER"] or None, host=db["HOST"] or None, port=db["PORT"] or None, autocommit=True
+    )
 
 
 def _locked_elsewhere(order_id: uuid.UUID) -> bool:
