@@ -24,7 +24,7 @@ def ship_stock(event: OrderShipped, envelope: Envelope) -> None:
 
 SUBSCRIPTIONS = [
     # A SKU inventory has never heard of will not appear by retrying.
-    Subscription(OrderConfirmed, reserve_stock, backoff_base=0.5, permanent=(UnknownSku,)),
-    Subscription(OrderCancelled, release_stock, backoff_base=0.5),
-    Subscription(OrderShipped, ship_stock, backoff_base=0.5),
+    Subscription(OrderConfirmed, reserve_stock, permanent=(UnknownSku,)),
+    Subscription(OrderCancelled, release_stock),
+    Subscription(OrderShipped, ship_stock),
 ]

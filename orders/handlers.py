@@ -1,4 +1,4 @@
-"""The orders context's subscriptions: the order saga, fed by the other contexts' events."""
+"""The orders context's subscriptions: each records in the order saga the fact an event tells (orders/saga.py)."""
 
 from customers.events import CustomerForgotten
 from inventory.events import InventoryReservationFailed, InventoryReserved
@@ -12,24 +12,24 @@ from . import saga, services
 from .events import OrderCancelled
 
 
-def saga_payment_processed(event: PaymentProcessed, envelope: Envelope) -> None:
-    saga.saga_payment_secured(order_id=event.order_id)
+def record_payment_secured(event: PaymentProcessed, envelope: Envelope) -> None:
+    saga.on_payment_secured(order_id=event.order_id)
 
 
-def saga_payment_failed(event: PaymentFailed, envelope: Envelope) -> None:
-    saga.saga_payment_failed(order_id=event.order_id, reason=event.reason)
+def record_payment_failed(event: PaymentFailed, envelope: Envelope) -> None:
+    saga.on_payment_failed(order_id=event.order_id, reason=event.reason)
 
 
-def saga_inventory_reserved(event: InventoryReserved, envelope: Envelope) -> None:
-    saga.saga_stock_secured(order_id=event.order_id)
+def record_stock_secured(event: InventoryReserved, envelope: Envelope) -> None:
+    saga.on_stock_secured(order_id=event.order_id)
 
 
-def saga_inventory_short(event: InventoryReservationFailed, envelope: Envelope) -> None:
-    saga.saga_stock_short(order_id=event.order_id, skus=[s.sku for s in event.shortages])
+def record_stock_short(event: InventoryReservationFailed, envelope: Envelope) -> None:
+    saga.on_stock_short(order_id=event.order_id, skus=[s.sku for s in event.shortages])
 
 
-def saga_shipping_arranged(event: ShippingArranged, envelope: Envelope) -> None:
-    saga.saga_shipment_arranged(
+def record_shipment_arranged(event: ShippingArranged, envelope: Envelope) -> None:
+    saga.on_shipment_arranged(
         order_id=event.order_id,
         carrier=event.carrier,
         tracking_number=event.tracking_number,
@@ -37,8 +37,8 @@ def saga_shipping_arranged(event: ShippingArranged, envelope: Envelope) -> None:
     )
 
 
-def saga_order_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
-    saga.saga_order_cancelled(order_id=event.order_id)
+def record_order_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
+    saga.on_order_cancelled(order_id=event.order_id)
 
 
 def forget_customer(event: CustomerForgotten, envelope: Envelope) -> None:
@@ -46,12 +46,12 @@ def forget_customer(event: CustomerForgotten, envelope: Envelope) -> None:
 
 
 SUBSCRIPTIONS = [
-    Subscription(PaymentProcessed, saga_payment_processed, backoff_base=0.5),
-    Subscription(PaymentFailed, saga_payment_failed, backoff_base=0.5),
-    Subscription(InventoryReserved, saga_inventory_reserved, backoff_base=0.5),
-    Subscription(InventoryReservationFailed, saga_inventory_short, backoff_base=0.5),
-    Subscription(ShippingArranged, saga_shipping_arranged, backoff_base=0.5),
-    Subscription(OrderCancelled, saga_order_cancelled, backoff_base=0.5),
+    Subscription(PaymentProcessed, record_payment_secured),
+    Subscription(PaymentFailed, record_payment_failed),
+    Subscription(InventoryReserved, record_stock_secured),
+    Subscription(InventoryReservationFailed, record_stock_short),
+    Subscription(ShippingArranged, record_shipment_arranged),
+    Subscription(OrderCancelled, record_order_cancelled),
     Subscription(CustomerForgotten, forget_customer),
 ]
 

@@ -3,7 +3,9 @@ confirmed to shipped, or to cancelled.
 
 It learns facts from other contexts' events (payment secured or failed, stock
 secured or short, shipment arranged) and from the order itself (cancelled),
-records them on :class:`OrderSaga`, then asks :func:`decide` what to do next:
+one entry point per fact, named after it (``on_payment_secured``, ...; the
+handlers in orders/handlers.py call them), records them on
+:class:`OrderSaga`, then asks :func:`decide` what to do next:
 the first row of its decision table, :data:`TRANSITIONS`, that applies.
 Facts only move forward and the outcome is decided once, so any order of
 arrival and any duplicate lead to the same decision.
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
+
+from config.db import locked_or_created
 
 from . import services
 from .events import OrderCancelled, OrderReadyToShip, OrderShipped
@@ -114,23 +118,23 @@ def decide(saga: OrderSaga, order_status: str) -> Decision:
     return NOTHING
 
 
-def saga_payment_secured(*, order_id: UUID) -> OrderSaga:
+def on_payment_secured(*, order_id: UUID) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_payment_secured(), payment_answered=True)
 
 
-def saga_payment_failed(*, order_id: UUID, reason: str) -> OrderSaga:
+def on_payment_failed(*, order_id: UUID, reason: str) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_payment_failed(reason), payment_answered=True)
 
 
-def saga_stock_secured(*, order_id: UUID) -> OrderSaga:
+def on_stock_secured(*, order_id: UUID) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_stock_secured())
 
 
-def saga_stock_short(*, order_id: UUID, skus: list[str]) -> OrderSaga:
+def on_stock_short(*, order_id: UUID, skus: list[str]) -> OrderSaga:
     return _learn(order_id, lambda saga: saga.learn_stock_short(skus))
 
 
-def saga_shipment_arranged(
+def on_shipment_arranged(
     *, order_id: UUID, carrier: str, tracking_number: str, estimated_delivery: dt.date
 ) -> OrderSaga:
     return _learn(
@@ -141,14 +145,14 @@ def saga_shipment_arranged(
     )
 
 
-def saga_order_cancelled(*, order_id: UUID) -> OrderSaga:
+def on_order_cancelled(*, order_id: UUID) -> OrderSaga:
     """The order says it is cancelled: nothing to learn, the order's status tells."""
     return _learn(order_id, lambda saga: None)
 
 
 @transaction.atomic
 def _learn(order_id: UUID, learn: Callable[[OrderSaga], None], *, payment_answered: bool = False) -> OrderSaga:
-    saga = _saga_for_update(order_id)
+    saga = locked_or_created(OrderSaga, order_id=order_id)  # created for an order confirmed before sagas were stored
     order = Order.objects.select_for_update().get(pk=order_id)
     learn(saga)
     if payment_answered:  # payments is done with the card token: shred it
@@ -156,14 +160,6 @@ def _learn(order_id: UUID, learn: Callable[[OrderSaga], None], *, payment_answer
     while (decision := decide(saga, order.status)) != NOTHING:
         order = _carry_out(decision, saga, order)
     saga.save()
-    return saga
-
-
-def _saga_for_update(order_id: UUID) -> OrderSaga:
-    saga = OrderSaga.objects.select_for_update().filter(order_id=order_id).first()
-    if saga is None:  # an order confirmed before sagas were stored
-        OrderSaga.objects.get_or_create(order_id=order_id)
-        saga = OrderSaga.objects.select_for_update().get(order_id=order_id)
     return saga
 
 

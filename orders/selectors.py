@@ -98,10 +98,6 @@ class OrderSnapshot:
     events: int  # how many of the order's events it folds
 
 
-def order_get(*, order_id: UUID) -> Order | None:
-    return Order.objects.select_related("saga").prefetch_related("lines").filter(pk=order_id).first()
-
-
 def orders_of_customer(*, customer_id: int) -> QuerySet[Order]:
     return Order.objects.filter(customer_id=customer_id).prefetch_related("lines").order_by("-created_at")
 

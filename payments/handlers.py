@@ -37,5 +37,5 @@ SUBSCRIPTIONS = [
         backoff_cap=5,
         permanent=(GatewayRefused,),
     ),
-    Subscription(OrderCancelled, refund_payment, backoff_base=0.5, permanent=(GatewayRefused,)),
+    Subscription(OrderCancelled, refund_payment, permanent=(GatewayRefused,)),
 ]

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from config.db import locked_or_created
 from outbox.events import Money
 from outbox.publishing import publish
 
@@ -107,15 +108,10 @@ def _refund(payment: Payment) -> Payment:
 
 
 def _payment_for_update(order_id: UUID, amount: Money, *, if_new: str) -> Payment:
-    """The order's payment, locked; created with status ``if_new`` when there is none.
-
-    A concurrent creator of the same order's row waits on the unique index,
-    then finds ours, so exactly one payment exists per order.
-    """
-    payment, created = Payment.objects.get_or_create(
-        order_id=order_id, defaults={"status": if_new, "amount": amount.amount, "currency": amount.currency}
+    """The order's payment, locked; created with status ``if_new`` when there is none: one per order."""
+    return locked_or_created(
+        Payment, order_id=order_id, defaults={"status": if_new, "amount": amount.amount, "currency": amount.currency}
     )
-    return payment if created else Payment.objects.select_for_update().get(pk=payment.pk)
 
 
 def _failed(payment: Payment) -> Payment:

@@ -27,7 +27,7 @@ def forget_customer(event: CustomerForgotten, envelope: Envelope) -> None:
 SUBSCRIPTIONS = [
     # The carrier is a downstream service: five failed bookings in a row open the circuit, and bookings
     # wait (spending no attempts) until a probe gets through, 15 s later, instead of dying one by one.
-    Subscription(OrderReadyToShip, book_shipment, backoff_base=0.5, breaker_threshold=5, breaker_cooldown=15),
-    Subscription(OrderCancelled, cancel_shipment, backoff_base=0.5),
+    Subscription(OrderReadyToShip, book_shipment, breaker_threshold=5, breaker_cooldown=15),
+    Subscription(OrderCancelled, cancel_shipment),
     Subscription(CustomerForgotten, forget_customer),
 ]

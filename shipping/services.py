@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from config.db import locked_or_created
 from outbox.publishing import publish
 
 from .carrier import carrier
@@ -26,7 +27,7 @@ def booking_key(order_id: UUID) -> str:
 @transaction.atomic
 def shipment_book(*, order_id: UUID, address: dict, parcels: int) -> Shipment:
     """Book a carrier for the order, once."""
-    shipment = _shipment_for_update(order_id, if_new=Status.PENDING)
+    shipment = locked_or_created(Shipment, order_id=order_id, defaults={"status": Status.PENDING})
     if shipment.status != Status.PENDING:
         return shipment  # booked already, or the order was cancelled first
     booking = carrier().book(address=address, parcels=parcels, idempotency_key=booking_key(order_id))
@@ -60,7 +61,7 @@ def shipment_cancel(*, order_id: UUID) -> Shipment:
     The carrier is asked to cancel under the order's key even when our side
     shows no booking: an attempt that booked and then rolled back left one there.
     """
-    shipment = _shipment_for_update(order_id, if_new=Status.CANCELLED)
+    shipment = locked_or_created(Shipment, order_id=order_id, defaults={"status": Status.CANCELLED})
     called_off = carrier().cancel(idempotency_key=booking_key(order_id))
     if called_off is not None:
         shipment.called_off_at_carrier(carrier=called_off.carrier, tracking_number=called_off.tracking_number)
@@ -68,11 +69,6 @@ def shipment_cancel(*, order_id: UUID) -> Shipment:
         shipment.cancel()
     shipment.save(update_fields=["status", "carrier", "tracking_number", "updated_at"])
     return shipment
-
-
-def _shipment_for_update(order_id: UUID, *, if_new: str) -> Shipment:
-    shipment, created = Shipment.objects.get_or_create(order_id=order_id, defaults={"status": if_new})
-    return shipment if created else Shipment.objects.select_for_update().get(pk=shipment.pk)
 
 
 @transaction.atomic

@@ -71,10 +71,10 @@ def place_order(
 CONFIRMED_TO_SHIPPED = (
     ("orders.OrderConfirmed", "payments.authorise_payment"),
     ("orders.OrderConfirmed", "inventory.reserve_stock"),
-    ("payments.PaymentProcessed", "orders.saga_payment_processed"),
-    ("inventory.InventoryReserved", "orders.saga_inventory_reserved"),
+    ("payments.PaymentProcessed", "orders.record_payment_secured"),
+    ("inventory.InventoryReserved", "orders.record_stock_secured"),
     ("orders.OrderReadyToShip", "shipping.book_shipment"),
-    ("shipping.ShippingArranged", "orders.saga_shipping_arranged"),
+    ("shipping.ShippingArranged", "orders.record_shipment_arranged"),
     ("orders.OrderShipped", "inventory.ship_stock"),
 )
 

@@ -442,7 +442,7 @@ OUTBOX = {
     "LEASE_CAP_SECONDS": env.float("OUTBOX_LEASE_CAP_SECONDS", default=900.0),
     # Default retry policy; a subscription may override each.
     "MAX_ATTEMPTS": env.int("OUTBOX_MAX_ATTEMPTS", default=8),
-    "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2.0),
+    "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=0.5),
     "BACKOFF_CAP_SECONDS": env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=600.0),
     # Circuit breaker, per subscription (0: none): this many consecutive failures
     # of a handler, across deliveries, open it; its deliveries then wait for the

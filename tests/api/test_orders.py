@@ -71,17 +71,17 @@ def new_order(*lines, **overrides) -> dict:
 
 def secure(order: Order) -> None:
     """Payment and stock secured, as the saga learns them: the order is ready to ship."""
-    saga.saga_payment_secured(order_id=order.id)
-    saga.saga_stock_secured(order_id=order.id)
+    saga.on_payment_secured(order_id=order.id)
+    saga.on_stock_secured(order_id=order.id)
 
 
 def ship(order: Order) -> Order:
     """Confirm and ship ``order`` the way the saga does when payments, inventory and shipping answer."""
     if order.status == Order.Status.DRAFT:
         order_confirm(order_id=order.id)
-    saga.saga_payment_secured(order_id=order.id)
-    saga.saga_stock_secured(order_id=order.id)
-    saga.saga_shipment_arranged(
+    saga.on_payment_secured(order_id=order.id)
+    saga.on_stock_secured(order_id=order.id)
+    saga.on_shipment_arranged(
         order_id=order.id, carrier="Sandbox Post", tracking_number="SBX123", estimated_delivery=dt.date(2030, 1, 2)
     )
     order.refresh_from_db()
@@ -479,9 +479,9 @@ def test_an_order_in_flight_shows_payment_and_stock_as_the_saga_learns_them(alic
     client = token_client(alice)
     assert _progress(client, order) == ("confirmed", "pending", "pending", None)
     # when payment is secured, then stock
-    saga.saga_payment_secured(order_id=order.id)
+    saga.on_payment_secured(order_id=order.id)
     assert _progress(client, order) == ("confirmed", "authorised", "pending", None)
-    saga.saga_stock_secured(order_id=order.id)
+    saga.on_stock_secured(order_id=order.id)
     # then it is ready to ship
     assert _progress(client, order) == ("ready_to_ship", "authorised", "reserved", None)
 
@@ -501,7 +501,7 @@ def test_a_shipped_order_shows_its_shipment(alice):
 def test_a_cancelled_order_shows_the_refund_once_payments_made_it(alice):
     # given a paid order, cancelled by its customer
     order = place_order(customer=alice, confirm=True)
-    saga.saga_payment_secured(order_id=order.id)
+    saga.on_payment_secured(order_id=order.id)
     client = token_client(alice)
     client.post(order_url(order.id, "cancel"), {"reason": "Changed my mind."}, format="json")
     assert _progress(client, order) == ("cancelled", "authorised", "cancelled", None)

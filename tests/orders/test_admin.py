@@ -155,7 +155,7 @@ def test_the_cancel_action_reports_how_many_it_cancelled(admin_client):
 def test_saga_instances_have_their_own_read_only_admin(admin_client):
     # given an order whose saga has learnt that the payment is secured
     order = place_order(confirm=True)
-    saga.saga_payment_secured(order_id=order.id)
+    saga.on_payment_secured(order_id=order.id)
     # when
     listing = admin_client.get(reverse("admin:orders_ordersaga_changelist"), {"payment__exact": "secured"})
     page = admin_client.get(reverse("admin:orders_ordersaga_change", args=[order.pk]))

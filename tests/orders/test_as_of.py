@@ -112,7 +112,7 @@ def test_a_declined_payment_is_seen_failed_then_the_order_cancelled_for_it():
     order = place_order(token="tok_decline", confirm=True)
     declined_then_cancelled = (
         ("orders.OrderConfirmed", "payments.authorise_payment"),
-        ("payments.PaymentFailed", "orders.saga_payment_failed"),
+        ("payments.PaymentFailed", "orders.record_payment_failed"),
     )
     order = take_through(order, declined_then_cancelled)
     # when it is asked for as of each instant: then

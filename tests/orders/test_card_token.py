@@ -56,7 +56,7 @@ def test_once_payments_has_answered_the_token_is_shredded_and_the_event_still_de
 def test_a_failed_payment_shreds_the_token_too():
     order = place_order(token="tok_decline_insufficient_funds", confirm=True)
     run_delivery(order, "orders.OrderConfirmed", "payments.authorise_payment")
-    run_delivery(order, "payments.PaymentFailed", "orders.saga_payment_failed")
+    run_delivery(order, "payments.PaymentFailed", "orders.record_payment_failed")
     event = confirmed_event(order)
     assert registry.decode(event.type, event.version, event.payload).payment_token == ""
 

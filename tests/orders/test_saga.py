@@ -32,19 +32,19 @@ def facts(order: Order, *, paid: bool, reserved: bool) -> list[tuple]:
     money = Money(amount=order.total_amount, currency=order.currency)
     if paid:
         payment = PaymentProcessed(payment_id=payment_id, order_id=order.id, amount=money, provider_reference="ch_1")
-        told = [(handlers.saga_payment_processed, payment)]
+        told = [(handlers.record_payment_secured, payment)]
     else:
         payment = PaymentFailed(payment_id=payment_id, order_id=order.id, reason="card declined")
-        told = [(handlers.saga_payment_failed, payment)]
+        told = [(handlers.record_payment_failed, payment)]
     if reserved:
         stock = InventoryReserved(
             reservation_id=reservation_id, order_id=order.id, lines=(StockLine(sku="X", quantity=1),)
         )
-        told.append((handlers.saga_inventory_reserved, stock))
+        told.append((handlers.record_stock_secured, stock))
     else:
         short = (Shortage(sku="X", requested=1, available=0),)
         stock = InventoryReservationFailed(reservation_id=reservation_id, order_id=order.id, shortages=short)
-        told.append((handlers.saga_inventory_short, stock))
+        told.append((handlers.record_stock_short, stock))
     if paid and reserved:
         arranged = ShippingArranged(
             shipment_id=uuid.uuid4(),
@@ -53,7 +53,7 @@ def facts(order: Order, *, paid: bool, reserved: bool) -> list[tuple]:
             tracking_number="SBX000000000042",
             estimated_delivery=dt.date(2030, 1, 2),
         )
-        told.append((handlers.saga_shipping_arranged, arranged))
+        told.append((handlers.record_shipment_arranged, arranged))
     return [(handler, event, envelope_for(event, correlation_id=order.correlation_id)) for handler, event in told]
 
 
@@ -63,7 +63,7 @@ def own_cancellations(order: Order) -> list[tuple]:
     told = [(registry.decode(r.type, r.version, r.payload), r) for r in rows]
     return [
         (
-            handlers.saga_order_cancelled,
+            handlers.record_order_cancelled,
             event,
             envelope_for(event, event_id=r.event_id, correlation_id=r.correlation_id),
         )

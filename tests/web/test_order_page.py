@@ -37,9 +37,9 @@ def _items(cell) -> list[str]:
 
 
 def ship(order: Order) -> Order:
-    saga.saga_payment_secured(order_id=order.id)
-    saga.saga_stock_secured(order_id=order.id)
-    saga.saga_shipment_arranged(
+    saga.on_payment_secured(order_id=order.id)
+    saga.on_stock_secured(order_id=order.id)
+    saga.on_shipment_arranged(
         order_id=order.id, carrier="Sandbox Post", tracking_number="SBX42", estimated_delivery=dt.date(2030, 5, 6)
     )
     order.refresh_from_db()
@@ -87,7 +87,7 @@ def test_an_order_in_flight_shows_the_timeline_with_who_handled_what_and_refresh
     # given a confirmed order whose events the relay fanned out, and whose payment was secured
     order = place_order(customer=alice, confirm=True)
     fan_out(batch_size=100)
-    saga.saga_payment_secured(order_id=order.id)
+    saga.on_payment_secured(order_id=order.id)
     # when
     response = signed_in.get(page_url(order))
     # then

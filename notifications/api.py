@@ -1,1 +1,0 @@
-"""The notifications context: api."""

@@ -1,1 +1,0 @@
-"""The notifications context publishes no events: sending a message is not a business fact others react to."""

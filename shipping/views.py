@@ -1,1 +1,0 @@
-"""The shipping context: views."""
