@@ -8,12 +8,11 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django import forms
-from django.core.validators import RegexValidator
-from django_countries import countries
 
-from inventory.selectors import ProductAvailability
 from payments.gateway import gateway_is_sandbox
 
+from .catalogue import ProductAvailability
+from .events import country_code
 from .services import MAX_QUANTITY, MAX_TOKEN_LENGTH, LineRequest
 
 LINE_ROWS = 5  # empty rows on a new order form; unused ones are ignored
@@ -80,12 +79,7 @@ class OrderForm(forms.Form):
     line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
     city = forms.CharField(label="City", max_length=100)
     postal_code = forms.CharField(label="Postal code", max_length=20)
-    country = forms.CharField(
-        label="Country",
-        max_length=2,
-        help_text="Its two-letter ISO code, e.g. DE, FR or GB.",
-        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Give the two-letter ISO code of the country, e.g. DE or FR.")],
-    )
+    country = forms.CharField(label="Country", max_length=2, help_text="Its two-letter ISO code, e.g. DE, FR or GB.")
     payment_token = forms.CharField(
         label="Payment token",
         max_length=MAX_TOKEN_LENGTH,
@@ -100,10 +94,10 @@ class OrderForm(forms.Form):
             token.initial, token.help_text = "tok_visa", "A sandbox card token: see the tokens below."
 
     def clean_country(self) -> str:
-        code = self.cleaned_data["country"].upper()
-        if code not in countries:
-            raise forms.ValidationError(f"{code!r} is not a country's ISO code; give one like DE or FR.")
-        return code
+        try:
+            return country_code(self.cleaned_data["country"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def shipping_address(self) -> dict[str, str]:
         fields = ("name", "line1", "line2", "city", "postal_code", "country")

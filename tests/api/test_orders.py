@@ -244,7 +244,7 @@ def test_an_unknown_sku_is_refused_naming_the_sku_and_its_line(alice, pen):
     ]}, format="json")  # fmt: skip
     # then
     assert response.status_code == 400
-    message = "No product has SKU 'NO-SUCH-SKU': see GET /api/products/."
+    message = "No product has SKU 'NO-SUCH-SKU': choose one from the catalogue."
     assert response.json() == {
         "detail": f"Invalid input: lines.1.sku: {message}",
         "code": "invalid",
@@ -567,7 +567,7 @@ def test_confirming_again_answers_202_with_the_order_as_it_is_and_does_nothing_t
     [
         (secure, "ready_to_ship"),
         (ship, "shipped"),
-        (lambda order: order_cancel(order_id=order.id, reason="Changed my mind."), "cancelled"),
+        (lambda order: order_cancel(order_id=order.id, reason="Changed my mind.", by_user_id=order.customer_id), "cancelled"),
     ],
     ids=["ready to ship", "shipped", "cancelled after confirming"],
 )
@@ -589,7 +589,7 @@ def test_confirming_an_order_that_has_moved_on_answers_202_with_its_state_now(al
 def test_confirming_a_draft_cancelled_before_any_confirmation_is_a_conflict(alice):
     # given
     order = place_order(customer=alice)
-    order_cancel(order_id=order.id, reason="Not now.")
+    order_cancel(order_id=order.id, reason="Not now.", by_user_id=order.customer_id)
     # when
     response = token_client(alice).post(order_url(order.id, "confirm"))
     # then
