@@ -567,7 +567,10 @@ def test_confirming_again_answers_202_with_the_order_as_it_is_and_does_nothing_t
     [
         (secure, "ready_to_ship"),
         (ship, "shipped"),
-        (lambda order: order_cancel(order_id=order.id, reason="Changed my mind.", by_user_id=order.customer_id), "cancelled"),
+        (
+            lambda order: order_cancel(order_id=order.id, reason="Changed my mind.", by_user_id=order.customer_id),
+            "cancelled",
+        ),
     ],
     ids=["ready to ship", "shipped", "cancelled after confirming"],
 )
