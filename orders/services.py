@@ -340,7 +340,7 @@ def order_mark_shipped(*, order_id: UUID, carrier: str, tracking_number: str, es
 def _cancel_code(order: Order, *, by_user_id: int | None, code: str | None) -> str:
     """The code of a cancellation by this person, or by the system with this code; OrderForbidden if they may not."""
     if (by_user_id is None) == (code is None):
-        raise TypeError("order_cancel takes either by_user_id (a person cancels) or code (the system does), not both.")
+        raise TypeError("order_cancel takes exactly one of by_user_id (a person cancels) and code (the system does).")
     if by_user_id is None:
         if code not in Order.SYSTEM_CANCEL_CODES:
             raise ValueError(f"{code!r} is not a system's cancel code: one of {', '.join(Order.SYSTEM_CANCEL_CODES)}.")

@@ -262,6 +262,26 @@ def test_a_sku_on_two_lines_is_refused(alice, pen):
     assert nothing_written(alice)
 
 
+def test_every_line_the_service_refuses_is_named_in_one_answer(alice, pen):
+    # given an unknown SKU on line 1 and the pen again on line 2
+    body = new_order((pen, 1)) | {
+        "lines": [
+            {"sku": pen.sku, "quantity": 1},
+            {"sku": "NO-SUCH-SKU", "quantity": 1},
+            {"sku": pen.sku, "quantity": 2},
+        ]
+    }
+    # when
+    response = token_client(alice).post(ORDERS_URL, body, format="json")
+    # then the service's errors, each under its line's field
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "lines.1.sku": ["No product has SKU 'NO-SUCH-SKU': choose one from the catalogue."],
+        "lines.2.sku": [f"{pen.sku} is on an earlier line: put the whole quantity on one line."],
+    }
+    assert nothing_written(alice)
+
+
 def test_a_business_rule_the_service_enforces_comes_back_as_400_with_its_message(alice, pen):
     # given two products priced in different currencies
     dollar_pen = make_product(price="1.00", currency="USD")
