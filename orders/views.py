@@ -62,7 +62,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
                     payment_token=form.cleaned_data["payment_token"],
                 )
             except InvalidOrder as exc:
-                form.add_error(None, str(exc))
+                form.show_refusal(exc, lines)
             else:
                 messages.success(request, "Your order is placed as a draft: check it, then confirm it.")
                 return redirect("orders:detail", order_id=order.id)

@@ -125,19 +125,27 @@ def test_an_invalid_field_is_refused_with_its_error_beside_it_and_nothing_placed
     assert not OutboxEvent.objects.filter(type="orders.OrderPlaced").exists()
 
 
-@pytest.mark.parametrize(
-    ("lines", "message"),
-    [
-        ((), "Choose at least one product."),
-        ((("PEN", 1), ("PEN", 2)), "PEN is on more than one line: put the whole quantity on one line."),
-    ],
-    ids=["no lines", "a product twice"],
-)
-def test_the_lines_as_a_whole_are_checked(signed_in, alice, pen, lines, message):
-    lines = [(pen.sku if sku == "PEN" else sku, quantity) for sku, quantity in lines]
-    response = signed_in.post(NEW_ORDER, order_form(*lines))
+def test_an_order_without_lines_is_refused(signed_in, alice, pen):
+    response = signed_in.post(NEW_ORDER, order_form())
     assert response.status_code == 400
-    assert errors_in(element(response, "div", id="line-errors")) == [message.replace("PEN", pen.sku)]
+    assert errors_in(element(response, "div", id="line-errors")) == ["Choose at least one product."]
+    assert not Order.objects.filter(customer=alice).exists()
+
+
+def test_a_product_on_a_second_line_is_refused_beside_that_line(signed_in, alice, pen):
+    # given the pen on the first and the third row, the second left empty
+    body = order_form((pen.sku, 1), ("", 1), (pen.sku, 2))
+    # when
+    response = signed_in.post(NEW_ORDER, body)
+    # then the service's refusal is shown beside the third row, the line it names
+    assert response.status_code == 400
+    rows = elements(response, "tr", class_="line")
+    assert [errors_in(row) for row in rows[:3]] == [
+        [],
+        [],
+        [f"{pen.sku} is on an earlier line: put the whole quantity on one line."],
+    ]
+    assert errors_in(element(response, "div", id="form-errors")) == []
     assert not Order.objects.filter(customer=alice).exists()
 
 
