@@ -2,9 +2,9 @@
 
 Prices (:func:`catalogue_prices`) and what can be ordered now
 (:func:`catalogue_products`) come back as frozen values, never a model, so
-inventory's tables stay its own business. Orders reads them through its one
-port, :mod:`orders.catalogue`; nothing else outside inventory imports this
-module's siblings.
+inventory's tables stay its own business. Another context reads inventory
+only here and in :mod:`inventory.events`; orders does so through its one
+port, :mod:`orders.catalogue`.
 """
 
 from collections.abc import Iterable

@@ -46,7 +46,7 @@ class OrderLineForm(forms.Form):
 
 class BaseOrderLineFormSet(forms.BaseFormSet):
     """The order's lines. Whether each SKU is known, and on one line only, is the service's to say
-    (:func:`OrderForm.show_refusal` puts what it says beside the line)."""
+    (:meth:`OrderForm.show_refusal` puts what it says beside the line)."""
 
     def clean(self) -> None:
         if any(self.errors):
