@@ -380,7 +380,7 @@ def seed_shop(*, password: str) -> None:
     """
     from django.contrib.auth import get_user_model
 
-    from orders.management.commands.seed_demo import seed_catalogue
+    from inventory.demo import seed_catalogue
 
     seed_catalogue()
     customer, _ = get_user_model().objects.get_or_create(username=BENCH_CUSTOMER)

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from inventory import views as inventory_views
 from orders import urls as orders_urls
-from orders import views as orders_views
 from outbox import urls as outbox_urls
 
 from . import views
@@ -14,7 +14,7 @@ from .api.auth import TokenCreateApi
 admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
-    path("", orders_views.shop, name="home"),
+    path("", inventory_views.catalogue, name="home"),  # the shop's front page: the catalogue
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

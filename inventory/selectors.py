@@ -1,19 +1,17 @@
-"""Read-side queries of the inventory context.
+"""Read-side queries of the inventory context, for its own API, admin, pages and services.
 
-:func:`catalogue_prices`, :func:`product_list` and :func:`products_available`
-are the context's published read API: other contexts (orders pricing a new
-order, the shop's pages) call them and get plain immutable values, never a
-model, so inventory's tables stay its own business.
+Other contexts read the catalogue through :mod:`inventory.catalogue` (plain
+immutable values), never from here.
 
 Stock now is the ``StockItem`` projection. Stock at a past time is folded
 from the SKU's stream in the outbox event log, starting at the latest
-snapshot at or before that time (:func:`stock_as_of`).
+snapshot at or before that time (:func:`stock_as_of`). Every fold of a
+stream goes through :func:`stock_replay`.
 """
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from uuid import UUID
 
 from django.db.models import F, IntegerField, QuerySet, Value
@@ -25,26 +23,9 @@ from outbox.models import OutboxEvent
 
 from .events import StockEvent
 from .models import Product, Reservation, StockItem, StockSnapshot
-from .stock import StockState, fold, fold_all
+from .stock import StockState, fold
 
 STOCK_STREAM = StockEvent.aggregate_type
-
-
-@dataclass(frozen=True)
-class CataloguePrice:
-    sku: str
-    name: str
-    price: Decimal
-    currency: str
-
-
-@dataclass(frozen=True)
-class ProductAvailability:
-    sku: str
-    name: str
-    price: Decimal
-    currency: str
-    available: int
 
 
 @dataclass(frozen=True)
@@ -72,12 +53,6 @@ class StockMovement:
     reserved: int
 
 
-def catalogue_prices(*, skus: Iterable[str]) -> dict[str, CataloguePrice]:
-    """The current price of each known SKU; unknown SKUs are simply absent."""
-    products = Product.objects.filter(sku__in=set(skus))
-    return {p.sku: CataloguePrice(sku=p.sku, name=p.name, price=p.price, currency=p.currency) for p in products}
-
-
 def products_available() -> QuerySet:
     """Every product as a dict of ``sku, name, price, currency, available``, by SKU; lazy, so it pages."""
     available = Coalesce(F("stock__on_hand") - F("stock__reserved"), Value(0), output_field=IntegerField())
@@ -86,10 +61,6 @@ def products_available() -> QuerySet:
         .order_by("sku")
         .values("sku", "name", "price", "currency", "available")
     )
-
-
-def product_list() -> list[ProductAvailability]:
-    return [ProductAvailability(**row) for row in products_available()]
 
 
 def stock_level(*, sku: str) -> StockLevel | None:
@@ -120,51 +91,77 @@ def stock_as_of(*, sku: str, at: dt.datetime | None) -> StockLevel | None:
     return StockLevel(sku=sku, on_hand=state.on_hand, reserved=state.reserved, as_of=at)
 
 
-def stock_replayed(*, sku: str) -> tuple[StockState, int]:
-    """The fold of the SKU's whole stream from its first event, ignoring snapshots, and its last position.
+def stock_replayed(
+    *, sku: str, start: StockState | None = None, after: int = 0, before: int | None = None
+) -> tuple[StockState, int]:
+    """``start`` (a state at position ``after``; by default the empty stock at the stream's start) with the SKU's
+    stream events ``after < position < before`` folded in, and the position of the last of them (``after`` when
+    there is none).
 
-    What the projection must equal; ``inventory_rebuild`` writes it back.
+    From the first event, ignoring snapshots, it is what the projection must
+    equal; ``inventory_rebuild`` writes it back.
     """
-    state, position = StockState(), 0
-    for row, event in stock_stream(sku=sku):
-        state, position = fold(state, event), row.id
-    return state, position
+    return _last(start or StockState(), after, stock_replay(sku=sku, start=start, after=after, before=before))
 
 
-def stock_stream(*, sku: str, after: int = 0, before: int | None = None) -> Iterator[tuple[OutboxEvent, StockEvent]]:
-    """The SKU's stream events with ``after < position < before``, in order, each with its decoded event.
+def stock_replay(
+    *, sku: str, start: StockState | None = None, after: int = 0, before: int | None = None
+) -> Iterator[tuple[OutboxEvent, StockEvent, StockState]]:
+    """The SKU's stream events ``after < position < before``, in order: each row, its decoded event, and the stock
+    right after it, folded from ``start`` (the state at position ``after``; by default the empty stock).
 
-    Served by the outbox's ``(aggregate_type, aggregate_id, id)`` index.
+    The one fold over a SKU's stream: the projection's catch-up and rebuild,
+    the history and the past states all read the stream through it. Served
+    by the outbox's ``(aggregate_type, aggregate_id, id)`` index.
     """
     rows = _stream(sku).filter(id__gt=after)
     if before is not None:
         rows = rows.filter(id__lt=before)
-    for row in rows.order_by("id").iterator(chunk_size=1000):
-        yield row, _decode(row)
+    return _folded(start or StockState(), rows.order_by("id").iterator(chunk_size=1000))
+
+
+def _folded(state: StockState, rows: Iterable[OutboxEvent]) -> Iterator[tuple[OutboxEvent, StockEvent, StockState]]:
+    for row in rows:
+        event = _decode(row)
+        state = fold(state, event)
+        yield row, event, state
+
+
+def _last(
+    state: StockState, position: int, steps: Iterable[tuple[OutboxEvent, StockEvent, StockState]]
+) -> tuple[StockState, int]:
+    """The state after the last step, and its position; ``state`` and ``position`` when there is no step."""
+    for row, _, after_row in steps:
+        state, position = after_row, row.id
+    return state, position
 
 
 def stock_history(*, sku: str, limit: int = 50) -> list[StockMovement]:
     """The SKU's latest ``limit`` stream events, newest first, each with the stock right after it."""
-    rows = list(_stream(sku).order_by("-id")[:limit])[::-1]
-    if not rows:
+    positions = list(_stream(sku).order_by("-id").values_list("id", flat=True)[:limit])
+    if not positions:
         return []
-    state = _state_before_position(sku, rows[0].id)
-    movements = []
-    for row in rows:
-        event = _decode(row)
-        state = fold(state, event)
-        movements.append(
-            StockMovement(
-                position=row.id,
-                occurred_at=row.occurred_at,
-                type=row.type,
-                quantity=event.quantity,
-                order_id=getattr(event, "order_id", None),
-                on_hand=state.on_hand,
-                reserved=state.reserved,
-            )
+    first, last = positions[-1], positions[0]
+    snapshot = StockSnapshot.objects.filter(sku=sku, position__lt=first).order_by("-position").first()
+    replay = stock_replay(
+        sku=sku,
+        start=snapshot.state if snapshot else None,
+        after=snapshot.position if snapshot else 0,
+        before=last + 1,
+    )
+    return [
+        StockMovement(
+            position=row.id,
+            occurred_at=row.occurred_at,
+            type=row.type,
+            quantity=event.quantity,
+            order_id=getattr(event, "order_id", None),
+            on_hand=state.on_hand,
+            reserved=state.reserved,
         )
-    return movements[::-1]
+        for row, event, state in replay
+        if row.id >= first
+    ][::-1]
 
 
 def reservation_for_order(*, order_id: UUID) -> Reservation | None:
@@ -185,13 +182,8 @@ def _state_at_time(sku: str, at: dt.datetime) -> StockState:
     events = _stream(sku).filter(id__gt=after, occurred_at__lte=at)
     if following is not None:
         events = events.filter(id__lt=following.position)  # bounds the index scan
-    return fold_all(start.state if start else StockState(), map(_decode, events.order_by("id")))
-
-
-def _state_before_position(sku: str, position: int) -> StockState:
-    start = StockSnapshot.objects.filter(sku=sku, position__lt=position).order_by("-position").first()
-    events = stock_stream(sku=sku, after=start.position if start else 0, before=position)
-    return fold_all(start.state if start else StockState(), (event for _, event in events))
+    state = start.state if start else StockState()
+    return _last(state, after, _folded(state, events.order_by("id")))[0]
 
 
 def _stream(sku: str) -> QuerySet[OutboxEvent]:

@@ -47,7 +47,7 @@ from .events import (
     StockShipped,
 )
 from .models import Product, Reservation, ReservationLine, StockItem, StockSnapshot
-from .selectors import stock_stream
+from .selectors import stock_replay, stock_replayed
 from .stock import StockState, fold
 
 Status = Reservation.Status
@@ -204,8 +204,8 @@ def stock_rebuild(*, sku: str) -> StockRebuilt:
     StockItem.objects.get_or_create(product=product, defaults={"sku": sku})
     item = _lock_stock([sku])[sku]
     before, state, position, snapshots = item.state, StockState(), 0, []
-    for row, event in stock_stream(sku=sku):
-        state, position = fold(state, event), row.id
+    for row, _, state in stock_replay(sku=sku):
+        position = row.id
         if _snapshot_due(state):
             snapshots.append(_snapshot(sku, state, position, row.occurred_at))
     StockSnapshot.objects.filter(sku=sku).delete()
@@ -234,9 +234,7 @@ def _append(item: StockItem, event: StockEvent) -> None:
 def _catch_up(sku: str) -> None:
     """Fold into the SKU's projection the events of its stream that it has not folded yet."""
     item = _lock_stock([sku])[sku]
-    state, position = item.state, item.position
-    for row, event in stock_stream(sku=sku, after=item.position):
-        state, position = fold(state, event), row.id
+    state, position = stock_replayed(sku=sku, start=item.state, after=item.position)
     item.project(state, position=position)
     item.save(update_fields=["on_hand", "reserved", "version", "position", "updated_at"])
 

@@ -1,1 +1,14 @@
-"""The inventory context: views."""
+"""The shop's catalogue page: the front page, every product with its price and the units available now."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from .catalogue import catalogue_products
+
+
+@require_safe
+def catalogue(request: HttpRequest) -> HttpResponse:
+    """The front page: the catalogue with prices and availability, for a signed-in customer."""
+    products = catalogue_products() if request.user.is_authenticated else []
+    return render(request, "inventory/catalogue.html", {"products": products})

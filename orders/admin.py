@@ -17,8 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from outbox.admin import ReadOnlyAdmin, causal_tree_html
-from outbox.models import Delivery, OutboxEvent
-from outbox.selectors import deliveries_held
+from outbox.models import Delivery
 
 from . import selectors
 from .forms import AsOfForm
@@ -90,12 +89,10 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.display(description="events (in causal order, with the handlers each was delivered to)")
     def timeline(self, obj: Order) -> str:
-        events = list(selectors.order_timeline(order_id=obj.id))
-        if not events:
+        timeline = selectors.order_timeline(order_id=obj.id)
+        if not timeline:
             return "-"
-        types = {event.event_id: event.type for event in events}
-        holds = deliveries_held(delivery_ids=[d.id for event in events for d in event.deliveries.all()])
-        rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(event, types, holds),) for event in events))
+        rows = format_html_join("\n", "<tr>{}</tr>", ((_event_cells(entry),) for entry in timeline))
         return format_html(
             '<table class="order-timeline"><thead><tr><th>event</th><th>occurred at (UTC)</th><th>type</th>'
             "<th>caused by</th><th>deliveries</th><th>the order then</th></tr></thead><tbody>{}</tbody></table>",
@@ -137,7 +134,7 @@ class OrderAdmin(ReadOnlyAdmin):
         cancelled = 0
         for order in queryset:
             try:
-                order_cancel(order_id=order.id, reason="Cancelled by staff.", code=Order.CancelCode.STAFF)
+                order_cancel(order_id=order.id, reason="Cancelled by staff.", by_user_id=request.user.pk)
             except OrderError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
@@ -146,7 +143,8 @@ class OrderAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{cancelled} order{'s' if cancelled != 1 else ''} cancelled.", messages.SUCCESS)
 
 
-def _event_cells(event: OutboxEvent, types: dict, holds: dict[int, Delivery]) -> str:
+def _event_cells(entry: selectors.TimelineEntry) -> str:
+    event = entry.event
     return format_html(
         '<td><a href="{}">#{}</a></td><td>{}</td><td><b>{}</b> v{}</td><td>{}</td><td>{}</td>'
         '<td><a href="?{}">as of this event</a></td>',
@@ -155,8 +153,8 @@ def _event_cells(event: OutboxEvent, types: dict, holds: dict[int, Delivery]) ->
         event.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
         event.type,
         event.version,
-        types.get(event.causation_id, event.causation_id or "-"),
-        _deliveries(list(event.deliveries.all()), holds),
+        entry.cause_type or event.causation_id or "-",
+        _deliveries(entry.deliveries, entry.holds),
         urlencode({"as_of": event.occurred_at.isoformat()}),
     )
 

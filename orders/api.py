@@ -15,9 +15,8 @@ from uuid import UUID
 from django.db import transaction
 from django.urls import reverse
 from django.utils.functional import lazy
-from django_countries import countries
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -30,12 +29,12 @@ from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
 from config.api.pagination import Pagination, paginated_response
 from config.api.schema import error_responses
 from config.api.throttling import OrderPlaceThrottle
-from inventory.selectors import catalogue_prices
 from outbox.selectors import caused_events, deliveries_held
 from outbox.serializers import CausedEventsSerializer, DeliverySummarySerializer
 from payments.gateway import gateway_is_sandbox
 
 from . import selectors, services
+from .events import COUNTRY_CODE_PATTERN, country_code
 from .models import (
     IdempotencyKey,
     IdempotencyKeyReused,
@@ -43,11 +42,11 @@ from .models import (
     InvalidOrder,
     InvalidOrderTransition,
     Order,
+    OrderForbidden,
 )
 from .selectors import InventoryStatus, PaymentStatus
 
 ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The order's id.")
-COUNTRY = r"^[A-Za-z]{2}$"
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": IdempotencyKey.MAX_LENGTH, "pattern": "^[ -~]+$"},
@@ -80,25 +79,27 @@ def _meanings(meanings: dict[str, str]) -> str:
     return " ".join(f"`{value}`: {meaning}" for value, meaning in meanings.items())
 
 
+@extend_schema_field({"type": "string", "pattern": COUNTRY_CODE_PATTERN})
+class CountryCodeField(serializers.CharField):
+    """A country's ISO 3166-1 alpha-2 code, either case, read upper (:func:`orders.events.country_code`)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        try:
+            return country_code(super().to_internal_value(data))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class ShippingAddressSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     line1 = serializers.CharField(max_length=200)
     line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     city = serializers.CharField(max_length=100)
     postal_code = serializers.CharField(max_length=20)
-    country = serializers.RegexField(
-        COUNTRY,
-        help_text="ISO 3166-1 alpha-2, e.g. `DE` or `FR` (either case; stored upper).",
-        error_messages={"invalid": "Give the country as its ISO 3166-1 alpha-2 code, two letters like DE or FR."},
-    )
+    country = CountryCodeField(help_text="ISO 3166-1 alpha-2, e.g. `DE` or `FR` (either case; stored upper).")
 
     class Meta:
         ref_name = "ShippingAddress"
-
-    def validate_country(self, value: str) -> str:
-        if value.upper() not in countries:
-            raise serializers.ValidationError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR.")
-        return value.upper()
 
 
 class MoneySerializer(serializers.Serializer):
@@ -279,24 +280,6 @@ class OrderPlaceApi(APIView):
         class Meta:
             ref_name = "NewOrder"
 
-        def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            """Name each line whose SKU no product has, or that repeats an earlier line's SKU."""
-            known = catalogue_prices(skus=[line["sku"] for line in lines])
-            seen: set[str] = set()
-            errors: list[dict[str, list[str]]] = []
-            for line in lines:
-                sku = line["sku"]
-                if sku not in known:
-                    errors.append({"sku": [f"No product has SKU {sku!r}: see GET /api/products/."]})
-                elif sku in seen:
-                    errors.append({"sku": [f"{sku} is on an earlier line: put the whole quantity on one line."]})
-                else:
-                    errors.append({})
-                seen.add(sku)
-            if any(errors):
-                raise ValidationError(errors)
-            return lines
-
     @extend_schema(
         operation_id="orders_create",
         tags=["orders"],
@@ -328,8 +311,8 @@ class OrderPlaceApi(APIView):
             raise ValidationError({IDEMPOTENCY_KEY.name: [str(exc)]}) from exc
         except IdempotencyKeyReused as exc:
             raise Unprocessable(str(exc), code="idempotency_key_reused") from exc
-        except InvalidOrder as exc:
-            raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]}) from exc
+        except InvalidOrder as exc:  # each line's SKU is checked there, and only there: its errors name the line
+            raise ValidationError(exc.errors or {api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]}) from exc
         headers = {"Location": reverse("orders-api:order-detail", kwargs={"order_id": placement.order.id})}
         if placement.replayed:
             headers[IDEMPOTENT_REPLAYED.name] = "true"
@@ -461,14 +444,14 @@ class OrderConfirmApi(APIView):
     )
     def post(self, request: Request, order_id: UUID) -> Response:
         order = _visible_order(request, order_id)
-        if order.customer_id != request.user.pk:
-            raise PermissionDenied("Only the customer who placed an order may confirm it.")
         try:
             with transaction.atomic():  # the answer is read before the commit: nothing can fail after it
-                services.order_confirm(order_id=order.id)
+                services.order_confirm(order_id=order.id, by_user_id=request.user.pk)
                 body = OrderSerializer(_visible_order(request, order_id)).data
+        except OrderForbidden as exc:
+            raise PermissionDenied(str(exc)) from exc
         except InvalidOrderTransition as exc:
-            raise Conflict(f"{exc} Only a draft order can be confirmed.") from exc
+            raise Conflict(str(exc)) from exc
         except InvalidOrder as exc:
             raise NotFound(str(exc)) from exc
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -497,18 +480,17 @@ class OrderCancelApi(APIView):
     )
     def post(self, request: Request, order_id: UUID) -> Response:
         order = _visible_order(request, order_id)
-        if not selectors.user_may_cancel(user=request.user, order=order):
-            raise PermissionDenied("Cancelling another customer's order needs the orders.change_order permission.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        by_customer = order.customer_id == request.user.pk
-        code = Order.CancelCode.CUSTOMER if by_customer else Order.CancelCode.STAFF
+        reason = serializer.validated_data["reason"]
         try:
             with transaction.atomic():  # the answer is read before the commit: nothing can fail after it
-                services.order_cancel(order_id=order.id, reason=serializer.validated_data["reason"], code=code)
+                services.order_cancel(order_id=order.id, reason=reason, by_user_id=request.user.pk)
                 body = OrderSerializer(_visible_order(request, order_id)).data
+        except OrderForbidden as exc:
+            raise PermissionDenied(str(exc)) from exc
         except InvalidOrderTransition as exc:
-            raise Conflict(f"{exc} An order can be cancelled only until it has shipped.") from exc
+            raise Conflict(str(exc)) from exc
         except InvalidOrder as exc:
             raise NotFound(str(exc)) from exc
         return Response(body)
@@ -539,7 +521,7 @@ class OrderEventListApi(APIView):
     def get(self, request: Request, order_id: UUID) -> Response:
         order = _visible_order(request, order_id)
         paginator = self.pagination_class()
-        events = paginator.paginate_queryset(selectors.order_timeline(order_id=order.id), request, view=self)
+        events = paginator.paginate_queryset(selectors.order_events(order_id=order.id), request, view=self)
         holds = deliveries_held(delivery_ids=[d.id for event in events for d in event.deliveries.all()])
         context = {"holds": holds, "children": caused_events(events)}
         return paginator.get_paginated_response(self.OutputSerializer(events, many=True, context=context).data)

@@ -1,6 +1,7 @@
 """Events the orders context publishes: one order's life, from draft to shipped or cancelled."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -13,6 +14,20 @@ from outbox.events import DomainEvent, Money, upcaster
 from outbox.personal import Personal
 
 CancelCode = Literal["customer", "staff", "payment_failed", "out_of_stock"]
+COUNTRY_CODE_PATTERN = r"^[A-Za-z]{2}$"
+
+
+def country_code(value: str) -> str:
+    """``value`` as an ISO 3166-1 alpha-2 country code (upper case), or ValueError saying what is wrong with it.
+
+    The one check of a country, for the address in the events, the order form and the API.
+    """
+    code = value.strip()
+    if not re.fullmatch(COUNTRY_CODE_PATTERN, code):
+        raise ValueError("Give the country as its ISO 3166-1 alpha-2 code, two letters like DE or FR.")
+    if code.upper() not in countries:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR.")
+    return code.upper()
 
 
 class ShippingAddress(BaseModel):
@@ -28,9 +43,7 @@ class ShippingAddress(BaseModel):
     @field_validator("country")
     @classmethod
     def _alpha_2(cls, value: str) -> str:
-        if value.upper() not in countries:
-            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code, like DE or FR")
-        return value.upper()
+        return country_code(value)
 
 
 # What an address reads as once its customer was forgotten (crypto-shredded: outbox.personal).

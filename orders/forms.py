@@ -8,12 +8,12 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django import forms
-from django.core.validators import RegexValidator
-from django_countries import countries
 
-from inventory.selectors import ProductAvailability
 from payments.gateway import gateway_is_sandbox
 
+from .catalogue import ProductAvailability
+from .events import country_code
+from .models import InvalidOrder
 from .services import MAX_QUANTITY, MAX_TOKEN_LENGTH, LineRequest
 
 LINE_ROWS = 5  # empty rows on a new order form; unused ones are ignored
@@ -45,25 +45,23 @@ class OrderLineForm(forms.Form):
 
 
 class BaseOrderLineFormSet(forms.BaseFormSet):
+    """The order's lines. Whether each SKU is known, and on one line only, is the service's to say
+    (:meth:`OrderForm.show_refusal` puts what it says beside the line)."""
+
     def clean(self) -> None:
         if any(self.errors):
             return
-        skus = [form.cleaned_data["sku"] for form in self.forms if form.cleaned_data.get("sku")]
-        if not skus:
+        if not self.filled():
             raise forms.ValidationError("Choose at least one product.", code="no_lines")
-        repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
-        if repeated:
-            raise forms.ValidationError(
-                f"{', '.join(repeated)} is on more than one line: put the whole quantity on one line.",
-                code="repeated",
-            )
+
+    def filled(self) -> list[OrderLineForm]:
+        """The forms of the lines filled in, in the order they were written: those the order is placed with."""
+        return [form for form in self.forms if form.cleaned_data.get("sku")]
 
     def requested(self) -> list[LineRequest]:
         """The filled-in lines, in the order they were written."""
         return [
-            LineRequest(sku=form.cleaned_data["sku"], quantity=form.cleaned_data["quantity"])
-            for form in self.forms
-            if form.cleaned_data.get("sku")
+            LineRequest(sku=form.cleaned_data["sku"], quantity=form.cleaned_data["quantity"]) for form in self.filled()
         ]
 
 
@@ -80,12 +78,7 @@ class OrderForm(forms.Form):
     line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
     city = forms.CharField(label="City", max_length=100)
     postal_code = forms.CharField(label="Postal code", max_length=20)
-    country = forms.CharField(
-        label="Country",
-        max_length=2,
-        help_text="Its two-letter ISO code, e.g. DE, FR or GB.",
-        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Give the two-letter ISO code of the country, e.g. DE or FR.")],
-    )
+    country = forms.CharField(label="Country", max_length=2, help_text="Its two-letter ISO code, e.g. DE, FR or GB.")
     payment_token = forms.CharField(
         label="Payment token",
         max_length=MAX_TOKEN_LENGTH,
@@ -100,14 +93,25 @@ class OrderForm(forms.Form):
             token.initial, token.help_text = "tok_visa", "A sandbox card token: see the tokens below."
 
     def clean_country(self) -> str:
-        code = self.cleaned_data["country"].upper()
-        if code not in countries:
-            raise forms.ValidationError(f"{code!r} is not a country's ISO code; give one like DE or FR.")
-        return code
+        try:
+            return country_code(self.cleaned_data["country"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def shipping_address(self) -> dict[str, str]:
         fields = ("name", "line1", "line2", "city", "postal_code", "country")
         return {field: self.cleaned_data[field] for field in fields}
+
+    def show_refusal(self, refused: InvalidOrder, lines: BaseOrderLineFormSet) -> None:
+        """What the service refused, beside each field it names (``lines.1.sku``: the second filled line's product;
+        ``shipping_address.city``; ``payment_token``), and anything else above the form."""
+        filled = lines.filled()
+        for path, messages in refused.errors.items():
+            for message in messages:
+                form, field = _field_at(path, self, filled)
+                form.add_error(field, message)
+        if not refused.errors:
+            self.add_error(None, str(refused))
 
 
 class CancelForm(forms.Form):
@@ -136,3 +140,15 @@ class AsOfForm(forms.Form):
             return self.cleaned_data["as_of"].astimezone(dt.UTC)
         except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, which datetime cannot hold
             raise forms.ValidationError("This time is out of range: give one after 0001-01-01 in UTC.") from None
+
+
+def _field_at(path: str, order: OrderForm, filled: list[OrderLineForm]) -> tuple[forms.Form, str | None]:
+    """The form and field of the order form that a service's error path names; the order form as a whole if none."""
+    match path.split("."):
+        case ["lines", index, field] if (
+            index.isdigit() and int(index) < len(filled) and field in filled[int(index)].fields
+        ):
+            return filled[int(index)], field
+        case ["shipping_address", field] | [field] if field in order.fields:
+            return order, field
+    return order, None

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import uuid
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,7 +15,25 @@ class OrderError(Exception):
 
 
 class InvalidOrder(OrderError):
-    """The order as asked for cannot be placed (no lines, unknown SKU, bad address...)."""
+    """The order as asked for cannot be placed (no lines, unknown SKU, bad address...), or there is no such order.
+
+    ``errors``: when the fault is in fields of the request, the messages for
+    each, keyed by the field's path (``lines.1.sku``, ``shipping_address.city``,
+    ``payment_token``); empty when it is in the request as a whole.
+    """
+
+    def __init__(self, message: str, *, errors: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = {path: list(messages) for path, messages in (errors or {}).items()}
+
+    @classmethod
+    def in_fields(cls, errors: Mapping[str, Sequence[str]]) -> "InvalidOrder":
+        """The error for these fields' faults, its message all of theirs."""
+        return cls(" ".join(message for messages in errors.values() for message in messages), errors=errors)
+
+
+class OrderForbidden(OrderError):
+    """The person asking may not do this to the order: it is another customer's."""
 
 
 class InvalidOrderTransition(OrderError):
@@ -48,6 +67,9 @@ class Order(models.Model):
         OUT_OF_STOCK = "out_of_stock"
 
     FINAL = (Status.SHIPPED, Status.CANCELLED)
+    CONFIRMABLE = (Status.DRAFT,)
+    CANCELLABLE = (Status.DRAFT, Status.CONFIRMED, Status.READY_TO_SHIP)  # until it has shipped
+    SYSTEM_CANCEL_CODES = (CancelCode.PAYMENT_FAILED, CancelCode.OUT_OF_STOCK)  # the saga's: no person cancelled
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
@@ -83,17 +105,30 @@ class Order(models.Model):
         return self.status in self.FINAL
 
     @property
+    def is_confirmable(self) -> bool:
+        return self.status in self.CONFIRMABLE
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status in self.CANCELLABLE
+
+    @property
     def was_confirmed(self) -> bool:
         """Confirmed once, whatever its status now: it may since have shipped or been cancelled."""
         return self.confirmed_at is not None
 
-    def _move(self, to: str, *, allowed_from: set[str], doing: str) -> None:
+    def _move(self, to: str, *, allowed_from: Collection[str], doing: str, rule: str = "") -> None:
         if self.status not in allowed_from:
-            raise InvalidOrderTransition(f"Order {self.id} is {self.status}: it cannot be {doing}.")
+            raise InvalidOrderTransition(f"Order {self.id} is {self.status}: it cannot be {doing}. {rule}".strip())
         self.status = to
 
     def confirm(self) -> None:
-        self._move(self.Status.CONFIRMED, allowed_from={self.Status.DRAFT}, doing="confirmed")
+        self._move(
+            self.Status.CONFIRMED,
+            allowed_from=self.CONFIRMABLE,
+            doing="confirmed",
+            rule="Only a draft order can be confirmed.",
+        )
         self.confirmed_at = timezone.now()
 
     def mark_ready_to_ship(self) -> None:
@@ -106,9 +141,13 @@ class Order(models.Model):
         self.shipped_at = timezone.now()
 
     def cancel(self, *, code: str, reason: str) -> None:
-        """A customer may cancel until shipment; a shipped or cancelled order stays as it is."""
-        cancellable = {self.Status.DRAFT, self.Status.CONFIRMED, self.Status.READY_TO_SHIP}
-        self._move(self.Status.CANCELLED, allowed_from=cancellable, doing="cancelled")
+        """An order may be cancelled until shipment; a shipped or cancelled order stays as it is."""
+        self._move(
+            self.Status.CANCELLED,
+            allowed_from=self.CANCELLABLE,
+            doing="cancelled",
+            rule="An order can be cancelled only until it has shipped.",
+        )
         self.cancel_code, self.cancel_reason = code, reason[:500]
         self.cancelled_at = timezone.now()
 

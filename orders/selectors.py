@@ -21,7 +21,7 @@ from django.utils import timezone
 from inventory.events import InventoryReleased, StockShipped
 from outbox.events import DomainEvent, EventDecodeError, Money, registry
 from outbox.models import Delivery, OutboxEvent
-from outbox.selectors import correlation_events
+from outbox.selectors import correlation_events, deliveries_held
 from payments.events import PaymentRefunded
 
 from . import history
@@ -108,8 +108,19 @@ def user_sees_every_order(*, user: User) -> bool:
     return user.has_perm("orders.view_order") or user.has_perm("orders.change_order")
 
 
+def user_may_confirm(*, user: User, order: Order) -> bool:
+    """Whether ``user`` may confirm ``order``: its customer only (staff do not, whatever their permissions).
+
+    The rule :func:`orders.services.order_confirm` enforces; the pages ask it to offer the button.
+    """
+    return order.customer_id == user.pk
+
+
 def user_may_cancel(*, user: User, order: Order) -> bool:
-    """Whether ``user`` may cancel ``order`` (one they see): its customer, or whoever has ``orders.change_order``."""
+    """Whether ``user`` may cancel ``order`` (one they see): its customer, or whoever has ``orders.change_order``.
+
+    The rule :func:`orders.services.order_cancel` enforces; the pages ask it to offer the button.
+    """
     return order.customer_id == user.pk or user.has_perm("orders.change_order")
 
 
@@ -135,7 +146,7 @@ def order_correlation_id(*, order_id: UUID) -> UUID | None:
     return Order.objects.filter(pk=order_id).values_list("correlation_id", flat=True).first()
 
 
-def order_timeline(*, order_id: UUID) -> QuerySet[OutboxEvent]:
+def order_events(*, order_id: UUID) -> QuerySet[OutboxEvent]:
     """Every event of the order's life, from every context, in the order they were written.
 
     They share the order's correlation id (see ``orders.services``). The
@@ -146,6 +157,48 @@ def order_timeline(*, order_id: UUID) -> QuerySet[OutboxEvent]:
     correlation_id = order_correlation_id(order_id=order_id)
     deliveries = Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))
     return OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event of an order's life, with what caused it and who handled it: as the order page and the admin show it."""
+
+    event: OutboxEvent
+    cause_type: str  # the type of the event on the timeline that caused it; "" for the first, or a cause elsewhere
+    deliveries: list[Delivery]  # one per subscribed handler, in the order they were made
+    holds: dict[int, Delivery]  # of those, each one the relay holds back (an ordered handler's), by what it waits for
+
+    @property
+    def context(self) -> str:
+        """The context that published it."""
+        return self.event.type.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        """The event's name without its context."""
+        return self.event.type.partition(".")[2]
+
+    @property
+    def caused_by(self) -> str:
+        """The name of the event that caused it, without its context, when that is on the timeline."""
+        return self.cause_type.partition(".")[2]
+
+
+def order_timeline(*, order_id: UUID) -> list[TimelineEntry]:
+    """The order's events (:func:`order_events`), each with the event that caused it and its deliveries."""
+    events = list(order_events(order_id=order_id))
+    types = {event.event_id: event.type for event in events}
+    deliveries = {event.event_id: list(event.deliveries.all()) for event in events}
+    holds = deliveries_held(delivery_ids=[d.id for found in deliveries.values() for d in found])
+    return [
+        TimelineEntry(
+            event=event,
+            cause_type=types.get(event.causation_id, ""),
+            deliveries=deliveries[event.event_id],
+            holds={d.id: holds[d.id] for d in deliveries[event.event_id] if d.id in holds},
+        )
+        for event in events
+    ]
 
 
 def order_is_settled(*, order: Order) -> bool:

@@ -7,13 +7,16 @@ move with the order's own ``correlation_id``, so one order's whole life is one
 correlation.
 
 Prices. Inventory owns the catalogue. ``order_place`` asks for the current
-prices through inventory's published read API
-(:func:`inventory.selectors.catalogue_prices`, plain immutable values, no
-models) and copies them onto the order lines, so the order keeps the price the
-customer saw even if the catalogue changes later. A synchronous read is the
-right tool here: placing an order must price it exactly now, which a copy of
-the catalogue fed by events could only do approximately; it is a query, never
-a write into another context.
+prices through the catalogue port (:mod:`orders.catalogue`, plain immutable
+values, no models) and copies them onto the order lines, so the order keeps
+the price the customer saw even if the catalogue changes later.
+
+Who may. The rules of who may confirm or cancel an order, and the cancel code
+that follows from who cancelled, are enforced here: a person's request names
+them (``by_user_id``) and is refused with :class:`OrderForbidden`; every
+refusal is a domain error whose message says why, which the API and the
+pages show as it is. A request whose fields are at fault raises
+:class:`InvalidOrder` with the messages for each field (``errors``).
 
 Retries. A client that got no answer cannot tell whether its request
 committed, so it sends it again: ``order_confirm`` returns an order confirmed
@@ -35,11 +38,12 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
-from inventory.selectors import CataloguePrice, catalogue_prices
 from outbox import personal
 from outbox.events import Money
 from outbox.publishing import publish
 
+from . import selectors
+from .catalogue import CataloguePrice, catalogue
 from .events import (
     ERASED_ADDRESS,
     OrderCancelled,
@@ -60,6 +64,7 @@ from .models import (
     InvalidIdempotencyKey,
     InvalidOrder,
     Order,
+    OrderForbidden,
     OrderLine,
     OrderSaga,
 )
@@ -183,9 +188,9 @@ def _order_request(
     requested = _valid_lines(lines)
     address = _valid_address(shipping_address)
     if not payment_token.strip():
-        raise InvalidOrder("A payment token is required.")
+        raise InvalidOrder.in_fields({"payment_token": ["A payment token is required."]})
     if len(payment_token.strip()) > MAX_TOKEN_LENGTH:
-        raise InvalidOrder(f"A payment token has at most {MAX_TOKEN_LENGTH} characters.")
+        raise InvalidOrder.in_fields({"payment_token": [f"A payment token has at most {MAX_TOKEN_LENGTH} characters."]})
     customer = get_user_model().objects.filter(pk=customer_id).first()
     if customer is None:
         raise InvalidOrder(f"No customer has id {customer_id}.")
@@ -224,15 +229,21 @@ def _new_order(request: _OrderRequest, *, order_id: UUID) -> Order:
 
 
 @transaction.atomic
-def order_confirm(*, order_id: UUID) -> Order:
+def order_confirm(*, order_id: UUID, by_user_id: int | None = None) -> Order:
     """Confirm a draft order and start its saga. Returns at once: payment, stock and
     shipping follow asynchronously, driven by the events.
+
+    ``by_user_id``: the person confirming, who must be the order's customer
+    (anyone else, staff included, raises :class:`OrderForbidden`); None for
+    the system itself (a script, a test, the benchmarks).
 
     Safe to retry: an order that was confirmed is returned as it is now
     (confirmed, shipped or cancelled since), unchanged and with no new event.
     A draft cancelled before any confirmation raises InvalidOrderTransition.
     """
     order = _order_for_update(order_id)
+    if by_user_id is not None and not selectors.user_may_confirm(user=_user(by_user_id), order=order):
+        raise OrderForbidden("Only the customer who placed an order may confirm it.")
     if order.was_confirmed:
         return order
     payment_token = _payment_token(order)
@@ -256,13 +267,20 @@ def order_confirm(*, order_id: UUID) -> Order:
 
 
 @transaction.atomic
-def order_cancel(*, order_id: UUID, reason: str, code: str = Order.CancelCode.CUSTOMER) -> Order:
+def order_cancel(*, order_id: UUID, reason: str, by_user_id: int | None = None, code: str | None = None) -> Order:
     """Cancel an order that has not shipped; a shipped one raises InvalidOrderTransition.
+
+    Who cancels decides the cancel code. A person (``by_user_id``): the
+    order's customer cancels as ``customer``; anyone else needs
+    ``orders.change_order`` and cancels as ``staff``, or is refused with
+    :class:`OrderForbidden`. The system (the saga: no person) gives its
+    ``code`` instead, one of :attr:`Order.SYSTEM_CANCEL_CODES`.
 
     An order cancelled already is returned as it is (its first reason kept,
     nothing published), so that a retried cancellation is safe.
     """
     order = _order_for_update(order_id)
+    code = _cancel_code(order, by_user_id=by_user_id, code=code)
     if order.status == Order.Status.CANCELLED:
         return order
     order.cancel(code=code, reason=reason.strip() or "No reason given.")
@@ -319,6 +337,27 @@ def order_mark_shipped(*, order_id: UUID, carrier: str, tracking_number: str, es
     return order
 
 
+def _cancel_code(order: Order, *, by_user_id: int | None, code: str | None) -> str:
+    """The code of a cancellation by this person, or by the system with this code; OrderForbidden if they may not."""
+    if (by_user_id is None) == (code is None):
+        raise TypeError("order_cancel takes exactly one of by_user_id (a person cancels) and code (the system does).")
+    if by_user_id is None:
+        if code not in Order.SYSTEM_CANCEL_CODES:
+            raise ValueError(f"{code!r} is not a system's cancel code: one of {', '.join(Order.SYSTEM_CANCEL_CODES)}.")
+        return code
+    user = _user(by_user_id)
+    if not selectors.user_may_cancel(user=user, order=order):
+        raise OrderForbidden("Cancelling another customer's order needs the orders.change_order permission.")
+    return Order.CancelCode.CUSTOMER if order.customer_id == user.pk else Order.CancelCode.STAFF
+
+
+def _user(user_id: int) -> Any:
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise OrderForbidden(f"No user has id {user_id}.")
+    return user
+
+
 def _order_for_update(order_id: UUID) -> Order:
     try:
         return Order.objects.select_for_update().get(pk=order_id)
@@ -354,17 +393,18 @@ def _valid_lines(lines: Sequence[LineRequest | Mapping[str, Any]]) -> list[LineR
     try:
         requested = [line if isinstance(line, LineRequest) else LineRequest(**line) for line in lines]
     except TypeError:
-        raise InvalidOrder("Each line needs exactly a sku and a quantity.") from None
+        raise InvalidOrder.in_fields({"lines": ["Each line needs exactly a sku and a quantity."]}) from None
     if not 1 <= len(requested) <= MAX_LINES:
-        raise InvalidOrder(f"An order has between 1 and {MAX_LINES} lines; this one has {len(requested)}.")
-    skus = [r.sku for r in requested]
-    if len(set(skus)) != len(skus):
-        raise InvalidOrder("Each SKU may appear on one line only; add up the quantities instead.")
-    for r in requested:
+        count = f"An order has between 1 and {MAX_LINES} lines; this one has {len(requested)}."
+        raise InvalidOrder.in_fields({"lines": [count]})
+    errors = {}
+    for index, r in enumerate(requested):
         if not isinstance(r.quantity, int) or r.quantity < 1:
-            raise InvalidOrder(f"The quantity of {r.sku} must be a whole number of at least 1.")
-        if r.quantity > MAX_QUANTITY:
-            raise InvalidOrder(f"The quantity of {r.sku} must be at most {MAX_QUANTITY}.")
+            errors[f"lines.{index}.quantity"] = [f"The quantity of {r.sku} must be a whole number of at least 1."]
+        elif r.quantity > MAX_QUANTITY:
+            errors[f"lines.{index}.quantity"] = [f"The quantity of {r.sku} must be at most {MAX_QUANTITY}."]
+    if errors:
+        raise InvalidOrder.in_fields(errors)
     return requested
 
 
@@ -374,15 +414,26 @@ def _valid_address(address: ShippingAddress | Mapping[str, str]) -> ShippingAddr
     try:
         return ShippingAddress.model_validate(dict(address))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidOrder(f"The shipping address is incomplete or invalid ({problems}).") from None
+        problems = [(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+        errors: dict[str, list[str]] = {}
+        for field, message in problems:
+            errors.setdefault(f"shipping_address.{field}" if field else "shipping_address", []).append(message)
+        summary = "; ".join(f"{field}: {message}" for field, message in problems)
+        raise InvalidOrder(f"The shipping address is incomplete or invalid ({summary}).", errors=errors) from None
 
 
 def _prices_for(requested: list[LineRequest]) -> dict[str, CataloguePrice]:
-    prices = catalogue_prices(skus=[r.sku for r in requested])
-    unknown = sorted({r.sku for r in requested} - set(prices))
-    if unknown:
-        raise InvalidOrder(f"No product has SKU {', '.join(unknown)}.")
+    """The price now of each line's SKU; each line whose SKU no product has, or an earlier line has, is refused."""
+    prices = catalogue().prices(skus=[r.sku for r in requested])
+    errors, seen = {}, set()
+    for index, r in enumerate(requested):
+        if r.sku not in prices:
+            errors[f"lines.{index}.sku"] = [f"No product has SKU {r.sku!r}: choose one from the catalogue."]
+        elif r.sku in seen:
+            errors[f"lines.{index}.sku"] = [f"{r.sku} is on an earlier line: put the whole quantity on one line."]
+        seen.add(r.sku)
+    if errors:
+        raise InvalidOrder.in_fields(errors)
     return prices
 
 

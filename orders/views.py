@@ -1,14 +1,14 @@
-"""The shop's pages: the catalogue, the order form, a customer's orders, and one order as it goes along.
+"""The shop's order pages: the order form, a customer's orders, and one order as it goes along.
 
 Each view parses a form or a URL, calls one orders service or selector, and
-renders. An order the signed-in person may not see (another customer's) is
+renders; who may confirm or cancel is the services' to decide (their refusal
+is a 403 with their message). An order the signed-in person may not see (another customer's) is
 a 404, the same as one that does not exist. Staff see another's order with
 ``orders.view_order`` and cancel it with ``orders.change_order``, the
 permissions the admin asks for; staff status alone is a customer's view.
 """
 
 from collections import Counter
-from dataclasses import dataclass
 from uuid import UUID
 
 from django.contrib import messages
@@ -20,23 +20,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from config.api.throttling import OrderPlaceThrottle, seconds_to_wait
-from inventory.selectors import product_list
-from outbox.models import Delivery, OutboxEvent
 
 from . import selectors, services
+from .catalogue import catalogue
 from .forms import CancelForm, OrderForm, OrderLineFormSet
-from .models import InvalidOrder, InvalidOrderTransition, Order
+from .models import InvalidOrder, InvalidOrderTransition, Order, OrderForbidden
 from .selectors import InventoryStatus, PaymentStatus
 
 REFRESH_SECONDS = 2  # how often an order page in flight refreshes itself
 ORDERS_PER_PAGE = 20  # "Your orders", a page
-
-
-@require_safe
-def shop(request: HttpRequest) -> HttpResponse:
-    """The front page: the catalogue with prices and availability, for a signed-in customer."""
-    products = product_list() if request.user.is_authenticated else []
-    return render(request, "home.html", {"products": products})
 
 
 @login_required
@@ -53,7 +45,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def order_new(request: HttpRequest) -> HttpResponse:
-    products = product_list()
+    products = catalogue().products()
     wait = None
     if request.method == "POST":
         form = OrderForm(request.POST)
@@ -70,7 +62,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
                     payment_token=form.cleaned_data["payment_token"],
                 )
             except InvalidOrder as exc:
-                form.add_error(None, str(exc))
+                form.show_refusal(exc, lines)
             else:
                 messages.success(request, "Your order is placed as a draft: check it, then confirm it.")
                 return redirect("orders:detail", order_id=order.id)
@@ -106,12 +98,12 @@ def order_live(request: HttpRequest, order_id: UUID) -> HttpResponse:
 @require_POST
 def order_confirm(request: HttpRequest, order_id: UUID) -> HttpResponse:
     order = _visible_order(request, order_id)
-    if order.customer_id != request.user.pk:
-        raise PermissionDenied("Only the customer who placed an order may confirm it.")
     try:
-        order = services.order_confirm(order_id=order.id)
+        order = services.order_confirm(order_id=order.id, by_user_id=request.user.pk)
+    except OrderForbidden as exc:
+        raise PermissionDenied(str(exc)) from exc
     except InvalidOrderTransition as exc:
-        messages.error(request, f"{exc} Only a draft order can be confirmed.")
+        messages.error(request, str(exc))
     else:
         messages.success(request, _confirmed(order))
     return redirect("orders:detail", order_id=order.id)
@@ -121,16 +113,15 @@ def order_confirm(request: HttpRequest, order_id: UUID) -> HttpResponse:
 @require_POST
 def order_cancel(request: HttpRequest, order_id: UUID) -> HttpResponse:
     order = _visible_order(request, order_id)
-    if not selectors.user_may_cancel(user=request.user, order=order):
-        raise PermissionDenied("Cancelling another customer's order needs the orders.change_order permission.")
     form = CancelForm(request.POST)
     if not form.is_valid():
         return render(request, "orders/order_detail.html", _order_page(request, order, cancel_form=form), status=400)
-    code = Order.CancelCode.CUSTOMER if order.customer_id == request.user.pk else Order.CancelCode.STAFF
     try:
-        services.order_cancel(order_id=order.id, reason=form.cleaned_data["reason"], code=code)
+        services.order_cancel(order_id=order.id, reason=form.cleaned_data["reason"], by_user_id=request.user.pk)
+    except OrderForbidden as exc:
+        raise PermissionDenied(str(exc)) from exc
     except InvalidOrderTransition as exc:
-        messages.error(request, f"{exc} An order can be cancelled only until it has shipped.")
+        messages.error(request, str(exc))
     else:
         messages.success(request, "Cancelled. Anything paid is refunded and anything reserved released.")
     return redirect("orders:detail", order_id=order.id)
@@ -150,17 +141,8 @@ def _visible_order(request: HttpRequest, order_id: UUID) -> Order:
     return order
 
 
-@dataclass(frozen=True)
-class TimelineEntry:
-    event: OutboxEvent
-    context: str  # the context that published it
-    name: str  # the event's name without its context
-    caused_by: str  # the name of the earlier event that caused it, if it is on the timeline
-    deliveries: list[Delivery]
-
-
 def _order_page(request: HttpRequest, order: Order, *, cancel_form: CancelForm | None = None) -> dict:
-    timeline = _timeline(order)
+    timeline = selectors.order_timeline(order_id=order.id)
     payment = selectors.order_payment_status(order=order)
     stock = selectors.order_inventory_status(order=order)
     settled = selectors.order_is_settled(order=order)
@@ -178,25 +160,7 @@ def _order_page(request: HttpRequest, order: Order, *, cancel_form: CancelForm |
         "settled": settled,
         "version": f"{order.status}:{payment}:{stock}:{len(timeline)}:{progress}",
         "refresh_seconds": REFRESH_SECONDS,
-        "may_confirm": order.status == Order.Status.DRAFT and order.customer_id == request.user.pk,
-        "may_cancel": (
-            order.status in (Order.Status.DRAFT, Order.Status.CONFIRMED, Order.Status.READY_TO_SHIP)
-            and selectors.user_may_cancel(user=request.user, order=order)
-        ),
+        "may_confirm": order.is_confirmable and selectors.user_may_confirm(user=request.user, order=order),
+        "may_cancel": order.is_cancellable and selectors.user_may_cancel(user=request.user, order=order),
         "cancel_form": cancel_form or CancelForm(),
     }
-
-
-def _timeline(order: Order) -> list[TimelineEntry]:
-    events = list(selectors.order_timeline(order_id=order.id))
-    names = {event.event_id: event.type.partition(".")[2] for event in events}
-    return [
-        TimelineEntry(
-            event=event,
-            context=event.type.partition(".")[0],
-            name=event.type.partition(".")[2],
-            caused_by=names.get(event.causation_id, ""),
-            deliveries=list(event.deliveries.all()),
-        )
-        for event in events
-    ]

@@ -63,7 +63,7 @@ def place_order(
         shipping_address=ADDRESS,
         payment_token=token,
     )
-    return order_confirm(order_id=order.id) if confirm else order
+    return order_confirm(order_id=order.id, by_user_id=customer.pk) if confirm else order
 
 
 # An order's deliveries from confirmed to shipped, one at a time in this order, as workers would run them.

@@ -41,7 +41,7 @@ def alice(db):
 def cancelled(alice) -> Order:
     """Alice's order: placed, confirmed, then cancelled by her before payments or inventory answered."""
     order = place_order(customer=alice, lines=[(make_product(price="3.20"), 2)], confirm=True)
-    order_cancel(order_id=order.id, reason="Ordered twice.")
+    order_cancel(order_id=order.id, reason="Ordered twice.", by_user_id=order.customer_id)
     order.refresh_from_db()
     return order
 

@@ -244,7 +244,7 @@ def test_an_unknown_sku_is_refused_naming_the_sku_and_its_line(alice, pen):
     ]}, format="json")  # fmt: skip
     # then
     assert response.status_code == 400
-    message = "No product has SKU 'NO-SUCH-SKU': see GET /api/products/."
+    message = "No product has SKU 'NO-SUCH-SKU': choose one from the catalogue."
     assert response.json() == {
         "detail": f"Invalid input: lines.1.sku: {message}",
         "code": "invalid",
@@ -258,6 +258,26 @@ def test_a_sku_on_two_lines_is_refused(alice, pen):
     assert response.status_code == 400
     assert response.json()["errors"] == {
         "lines.1.sku": [f"{pen.sku} is on an earlier line: put the whole quantity on one line."]
+    }
+    assert nothing_written(alice)
+
+
+def test_every_line_the_service_refuses_is_named_in_one_answer(alice, pen):
+    # given an unknown SKU on line 1 and the pen again on line 2
+    body = new_order((pen, 1)) | {
+        "lines": [
+            {"sku": pen.sku, "quantity": 1},
+            {"sku": "NO-SUCH-SKU", "quantity": 1},
+            {"sku": pen.sku, "quantity": 2},
+        ]
+    }
+    # when
+    response = token_client(alice).post(ORDERS_URL, body, format="json")
+    # then the service's errors, each under its line's field
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "lines.1.sku": ["No product has SKU 'NO-SUCH-SKU': choose one from the catalogue."],
+        "lines.2.sku": [f"{pen.sku} is on an earlier line: put the whole quantity on one line."],
     }
     assert nothing_written(alice)
 
@@ -567,7 +587,10 @@ def test_confirming_again_answers_202_with_the_order_as_it_is_and_does_nothing_t
     [
         (secure, "ready_to_ship"),
         (ship, "shipped"),
-        (lambda order: order_cancel(order_id=order.id, reason="Changed my mind."), "cancelled"),
+        (
+            lambda order: order_cancel(order_id=order.id, reason="Changed my mind.", by_user_id=order.customer_id),
+            "cancelled",
+        ),
     ],
     ids=["ready to ship", "shipped", "cancelled after confirming"],
 )
@@ -589,7 +612,7 @@ def test_confirming_an_order_that_has_moved_on_answers_202_with_its_state_now(al
 def test_confirming_a_draft_cancelled_before_any_confirmation_is_a_conflict(alice):
     # given
     order = place_order(customer=alice)
-    order_cancel(order_id=order.id, reason="Not now.")
+    order_cancel(order_id=order.id, reason="Not now.", by_user_id=order.customer_id)
     # when
     response = token_client(alice).post(order_url(order.id, "confirm"))
     # then

@@ -52,7 +52,7 @@ def test_cancelling_after_payment_and_reservation_refunds_and_releases(held_fulf
     )
     assert stock_level(sku=product.sku).reserved == 2
     # when the customer cancels
-    order_cancel(order_id=order.id, reason="Found it cheaper elsewhere")
+    order_cancel(order_id=order.id, reason="Found it cheaper elsewhere", by_user_id=order.customer_id)
     # then payments refunds and inventory releases
     wait_for(
         lambda: (
@@ -91,7 +91,7 @@ def test_cancelling_right_after_confirming_leaves_no_money_taken_and_no_stock_he
     product = make_product(on_hand=10)
     order = place_order(lines=[(product, 3)], token="tok_visa", confirm=True)
     # when the customer cancels at once, racing the payment and the reservation
-    order_cancel(order_id=order.id, reason="Oops")
+    order_cancel(order_id=order.id, reason="Oops", by_user_id=order.customer_id)
     # then, whichever ran first, nothing is kept
     wait_until_settled(order, live_outbox=live_outbox)
     order.refresh_from_db()
@@ -112,7 +112,7 @@ def test_cancelling_a_shipped_order_is_refused_and_changes_nothing(live_outbox):
     assert order.status == "shipped"
     # when / then
     with pytest.raises(InvalidOrderTransition, match="is shipped: it cannot be cancelled"):
-        order_cancel(order_id=order.id, reason="Too late")
+        order_cancel(order_id=order.id, reason="Too late", by_user_id=order.customer_id)
     order.refresh_from_db()
     assert order.status == "shipped"
     assert not OutboxEvent.objects.filter(correlation_id=order.correlation_id, type="orders.OrderCancelled").exists()

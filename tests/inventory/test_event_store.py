@@ -15,12 +15,12 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inventory.demo import CATALOGUE
 from inventory.events import StockLine, StockReceived
 from inventory.models import Product, Reservation, ReservationLine, StockItem, StockSnapshot
 from inventory.selectors import stock_as_of, stock_history, stock_level, stock_replayed
 from inventory.services import stock_rebuild, stock_receive, stock_release, stock_reserve, stock_ship_out
 from inventory.stock import StockState, fold_all
-from orders.management.commands.seed_demo import CATALOGUE
 from outbox.events import registry
 from outbox.models import OutboxEvent
 from outbox.publishing import publish
@@ -404,3 +404,19 @@ def test_an_append_another_writer_beat_is_folded_in_and_the_service_runs_again()
     assert [(r.stream_position, r.payload["quantity"]) for r in stream(product.sku)] == [(1, 10), (2, 4), (3, 3)]
     assert projection(product.sku) == fold_from_zero(product.sku) == StockState(on_hand=17, reserved=0, version=3)
     assert StockItem.objects.get(sku=product.sku).position == stream(product.sku)[-1].id
+
+
+def test_a_replay_from_a_snapshot_folds_only_what_follows_it_to_the_same_state(settings):
+    # given a stream long enough for snapshots
+    settings.INVENTORY_SNAPSHOT_EVERY = 3
+    product = make_product(on_hand=1)
+    for _ in range(6):
+        stock_receive(sku=product.sku, quantity=2)
+    snapshot = StockSnapshot.objects.filter(sku=product.sku).order_by("-position").first()
+    # when replayed from the snapshot, and from the start
+    from_snapshot = stock_replayed(sku=product.sku, start=snapshot.state, after=snapshot.position)
+    # then both end where the projection is, at the stream's last event
+    assert from_snapshot == stock_replayed(sku=product.sku) == (StockState(13, 0, 7), stream(product.sku)[-1].id)
+    # and with nothing after the snapshot's position, the snapshot is the answer
+    last = stream(product.sku)[-1].id
+    assert stock_replayed(sku=product.sku, start=StockState(13, 0, 7), after=last) == (StockState(13, 0, 7), last)

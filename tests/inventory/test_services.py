@@ -5,9 +5,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from inventory import handlers
+from inventory.catalogue import catalogue_prices
 from inventory.events import StockLine
 from inventory.models import Reservation, StockItem
-from inventory.selectors import catalogue_prices, product_list, stock_level
+from inventory.selectors import stock_level
 from inventory.services import product_ensure, stock_receive, stock_release, stock_reserve, stock_ship_out
 from orders.services import order_cancel
 from outbox.events import registry
@@ -147,21 +148,11 @@ def test_product_ensure_is_idempotent_and_leaves_an_existing_product_alone():
     assert stock_level(sku="IDEM-1").on_hand == 5
 
 
-def test_product_list_shows_what_is_available():
-    # given
-    product = make_product(on_hand=5)
-    stock_reserve(order_id=uuid.uuid4(), lines=[StockLine(sku=product.sku, quantity=2)])
-    # when
-    [listed] = [p for p in product_list() if p.sku == product.sku]
-    # then
-    assert listed.available == 3
-
-
 def test_the_handlers_reserve_then_release_from_the_order_events():
     # given a confirmed, then cancelled, order
     product = make_product(on_hand=5)
     order = place_order(lines=[(product, 2)], confirm=True)
-    order_cancel(order_id=order.id, reason="x")
+    order_cancel(order_id=order.id, reason="x", by_user_id=order.customer_id)
     confirmed, cancelled = (_decoded(order, t) for t in ("orders.OrderConfirmed", "orders.OrderCancelled"))
     # when / then
     handle(handlers.reserve_stock, confirmed)

@@ -81,7 +81,7 @@ def test_a_cancelled_order_is_seen_cancelled_then_refunded_and_released_as_each_
     # given an order paid and reserved, then cancelled by its customer, then refunded and released
     order = place_order(lines=[(make_product(on_hand=5), 1)], confirm=True)
     take_through(order, CONFIRMED_TO_SHIPPED[:4])
-    order_cancel(order_id=order.id, reason="Changed my mind.")
+    order_cancel(order_id=order.id, reason="Changed my mind.", by_user_id=order.customer_id)
     refund_and_release = (
         ("orders.OrderCancelled", "payments.refund_payment"),
         ("orders.OrderCancelled", "inventory.release_stock"),

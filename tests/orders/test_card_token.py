@@ -64,7 +64,7 @@ def test_a_failed_payment_shreds_the_token_too():
 def test_a_cancelled_draft_forgets_its_token():
     draft = place_order(token=TOKEN)
     sealed = draft.payment_token
-    order_cancel(order_id=draft.id, reason="changed my mind")
+    order_cancel(order_id=draft.id, reason="changed my mind", by_user_id=draft.customer_id)
     draft.refresh_from_db()
     assert draft.payment_token == ""
     assert open_value(sealed) is None

@@ -97,7 +97,7 @@ def test_the_saga_decides_the_same_whatever_the_order_and_repetition_of_its_even
     # given a confirmed order (perhaps cancelled by its customer at once) and what the other contexts say about it
     order = place_order(lines=[(product, 1)], confirm=True)
     if customer_cancels:
-        order_cancel(order_id=order.id, reason="Changed my mind")
+        order_cancel(order_id=order.id, reason="Changed my mind", by_user_id=order.customer_id)
         told = facts(order, paid=paid, reserved=reserved) + own_cancellations(order)
     else:
         told = facts(order, paid=paid, reserved=reserved)
@@ -166,7 +166,7 @@ def tell_all_but_the_deciding_fact(when: str, order: Order) -> list[tuple]:
     """Tell the saga what comes before the decision ``when`` of its table; return what makes it decide."""
     payment, stock, *shipping = facts(order, paid=when != "payment failed", reserved=when != "stock short")
     if when == "the customer or staff cancelled the order":
-        order_cancel(order_id=order.id, reason="Changed my mind")
+        order_cancel(order_id=order.id, reason="Changed my mind", by_user_id=order.customer_id)
         return own_cancellations(order)
     if when == "shipment arranged":
         handle(*payment)

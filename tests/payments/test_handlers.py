@@ -75,7 +75,7 @@ def test_order_cancelled_refunds_what_was_taken():
     # given a paid order, then cancelled
     order = place_order(lines=[(make_product(price="7.00"), 2)], confirm=True)
     run_deliveries([_delivery(order, "orders.OrderConfirmed", AUTHORISE_HANDLER).id])
-    order_cancel(order_id=order.id, reason="no")
+    order_cancel(order_id=order.id, reason="no", by_user_id=order.customer_id)
     # when
     run_deliveries([_delivery(order, "orders.OrderCancelled", "payments.refund_payment").id])
     # then

@@ -165,7 +165,7 @@ def test_confirming_an_order_that_has_shipped_since_says_so(signed_in, alice):
 
 def test_confirming_a_cancelled_draft_says_why_not(signed_in, alice):
     order = place_order(customer=alice)
-    order_cancel(order_id=order.id, reason="Not now.")
+    order_cancel(order_id=order.id, reason="Not now.", by_user_id=order.customer_id)
     page = signed_in.post(page_url(order, "confirm"), follow=True)
     assert f"Order {order.id} is cancelled: it cannot be confirmed. Only a draft order can be confirmed." in text(
         element(page, "ul", class_="messages")

@@ -1,11 +1,12 @@
+"""``manage.py seed_demo``: the project's demo users, and each context's demo data through its own services."""
+
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from inventory.demo import CATALOGUE
 from inventory.models import Product, StockItem
-from orders.management.commands.seed_demo import CATALOGUE, seed_catalogue
 from tests.support.commands import manage
 from tests.support.database import every_table
 
@@ -63,9 +64,3 @@ def test_without_debug_it_refuses_exit_2_saying_why_and_creates_nothing(no_live_
         "(config.settings.local on a developer's machine); create real users with `manage.py createsuperuser`."
     )
     assert every_table() == before
-
-
-def test_seed_catalogue_makes_the_catalogue_and_no_user():
-    seed_catalogue()
-    assert Product.objects.filter(sku__in=[sku for sku, *_ in CATALOGUE]).count() == len(CATALOGUE)
-    assert not get_user_model().objects.exists()

@@ -1,11 +1,12 @@
 """Load demo data: idempotent, so `make run` can call it every time.
 
-It creates a superuser with a password printed here and in the README, so it
-runs only with DEBUG on (a developer's machine); anything else that needs the
-catalogue (the benchmarks) calls :func:`seed_catalogue` and makes its own users.
+The project's, as it spans contexts: it makes the demo users itself and has
+each context seed what it owns through its own services (the catalogue:
+:func:`inventory.demo.seed_catalogue`). It creates a superuser with a password
+printed here and in the README, so it runs only with DEBUG on (a developer's
+machine); anything else that needs the catalogue (the benchmarks) calls
+:func:`inventory.demo.seed_catalogue` and makes its own users.
 """
-
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -13,25 +14,12 @@ from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from inventory.services import product_ensure
+from inventory.demo import CATALOGUE, seed_catalogue
 
 DEMO_USERS = [
     # username, password, is_staff
     ("customer", "customer-demo-pass", False),
     ("staff", "staff-demo-pass", True),
-]
-
-# sku, name, price (EUR), units on hand: from pocket money to a month's rent,
-# with one SKU that never runs out and one that runs out after five orders.
-CATALOGUE = [
-    ("PEN-BLUE", "Blue ballpoint pen", "1.20", 10_000),
-    ("NOTEBOOK-A5", "A5 notebook, dotted", "6.50", 500),
-    ("MUG-CERAMIC", "Ceramic mug, 350 ml", "12.90", 120),
-    ("LAMP-DESK", "LED desk lamp", "39.00", 60),
-    ("KEYBOARD-MECH", "Mechanical keyboard", "119.00", 40),
-    ("HEADPHONES-NC", "Noise-cancelling headphones", "249.00", 25),
-    ("CHAIR-ERGO", "Ergonomic office chair", "489.00", 12),
-    ("LAPTOP-14", "14-inch laptop", "1299.00", 5),
 ]
 
 
@@ -63,11 +51,3 @@ class Command(BaseCommand):
             user.is_superuser = True
             user.save(update_fields=["is_superuser"])
             user.user_permissions.add(*Permission.objects.filter(codename="retry_delivery"))
-
-
-def seed_catalogue() -> None:
-    """The demo catalogue and its opening stock, and nothing else (no user). Idempotent."""
-    for sku, name, price, on_hand in CATALOGUE:
-        # Through inventory's service: the opening units are received into the SKU's stock stream
-        # (inventory.StockReceived); an existing product is left alone, so a second run receives nothing.
-        product_ensure(sku=sku, name=name, price=Decimal(price), currency="EUR", on_hand=on_hand)
