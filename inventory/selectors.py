@@ -22,7 +22,7 @@ from outbox.events import registry
 from outbox.models import OutboxEvent
 
 from .events import StockEvent
-from .models import Product, Reservation, StockItem, StockSnapshot
+from .models import Product, StockItem, StockSnapshot
 from .stock import StockState, fold
 
 STOCK_STREAM = StockEvent.aggregate_type
@@ -162,10 +162,6 @@ def stock_history(*, sku: str, limit: int = 50) -> list[StockMovement]:
         for row, event, state in replay
         if row.id >= first
     ][::-1]
-
-
-def reservation_for_order(*, order_id: UUID) -> Reservation | None:
-    return Reservation.objects.prefetch_related("lines").filter(order_id=order_id).first()
 
 
 def _state_at_time(sku: str, at: dt.datetime) -> StockState:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTEXTS = ("orders", "payments", "shipping", "notifications", "customers")
+CONTEXTS = ("orders", "payments", "inventory", "shipping", "notifications", "customers")
 
 
 def _only_a_docstring(path: Path) -> bool:

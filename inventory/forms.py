@@ -1,1 +1,0 @@
-"""The inventory context: forms."""
