@@ -17,7 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from orders.selectors import customer_order_ids
+from orders.customer_orders import customer_order_ids
 from outbox.personal import forget_subject
 from outbox.publishing import publish
 

@@ -31,7 +31,7 @@ from config.api.schema import error_responses
 from config.api.throttling import OrderPlaceThrottle
 from outbox.selectors import caused_events, deliveries_held
 from outbox.serializers import CausedEventsSerializer, DeliverySummarySerializer
-from payments.gateway import gateway_is_sandbox
+from payments.checkout import test_tokens
 
 from . import selectors, services
 from .events import COUNTRY_CODE_PATTERN, country_code
@@ -64,15 +64,12 @@ IDEMPOTENT_REPLAYED = OpenApiParameter(
     description="`true` when an earlier request with the same `Idempotency-Key` placed this order.",
 )
 PAYMENT_TOKEN = "The card token your payment provider's client-side checkout returned."
-SANDBOX_TOKENS = (
-    "In the sandbox, `tok_visa` is authorised, any token starting `tok_decline` is declined, "
-    "and `tok_flaky` fails twice with a transient error before it is authorised."
-)
 
 
 def _payment_token_help() -> str:
     """The sandbox's test tokens are documented only while payments go to it (read as the schema is built)."""
-    return f"{PAYMENT_TOKEN} {SANDBOX_TOKENS}" if gateway_is_sandbox() else PAYMENT_TOKEN
+    tokens = "; ".join(f"`{token}` {what}" for token, what in test_tokens())
+    return f"{PAYMENT_TOKEN} In the sandbox: {tokens}." if tokens else PAYMENT_TOKEN
 
 
 def _meanings(meanings: dict[str, str]) -> str:

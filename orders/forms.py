@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from django import forms
 
-from payments.gateway import gateway_is_sandbox
+from payments.checkout import test_tokens
 
 from .catalogue import ProductAvailability
 from .events import country_code
@@ -17,14 +17,6 @@ from .models import InvalidOrder
 from .services import MAX_QUANTITY, MAX_TOKEN_LENGTH, LineRequest
 
 LINE_ROWS = 5  # empty rows on a new order form; unused ones are ignored
-
-# Shown only while payments go to the sandbox (payments.gateway.gateway_is_sandbox): a real shop's form
-# never advertises tokens that pay for nothing.
-SANDBOX_TOKENS = [
-    ("tok_visa", "is authorised: the order goes on to ship"),
-    ("tok_decline", "is declined (as is any token starting tok_decline): the order is cancelled"),
-    ("tok_flaky", "fails twice with a network error, then is authorised on a retry"),
-]
 
 
 class OrderLineForm(forms.Form):
@@ -87,7 +79,7 @@ class OrderForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sandbox_tokens = SANDBOX_TOKENS if gateway_is_sandbox() else []
+        self.sandbox_tokens = test_tokens()  # none unless payments go to the sandbox
         if self.sandbox_tokens:
             token = self.fields["payment_token"]
             token.initial, token.help_text = "tok_visa", "A sandbox card token: see the tokens below."

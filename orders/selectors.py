@@ -386,10 +386,3 @@ def _flag(order: Order, name: str) -> bool:
 
 def _saga(order: Order) -> OrderSaga | None:
     return getattr(order, "saga", None)  # a draft has none (the reverse accessor raises an AttributeError)
-
-
-def customer_order_ids(*, customer_id: int) -> tuple[list[UUID], list[UUID]]:
-    """The customer's orders: all of them, and those in flight (confirmed, payment, stock or shipping still to come)."""
-    rows = list(Order.objects.filter(customer_id=customer_id).order_by("created_at").values_list("id", "status"))
-    in_flight = (Order.Status.CONFIRMED, Order.Status.READY_TO_SHIP)
-    return [order_id for order_id, _ in rows], [order_id for order_id, status in rows if status in in_flight]
