@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections
-from django.test import TransactionTestCase
+from django.test import Client, TransactionTestCase
 
 from tests.support.processes import ChildProcess, start_relay, start_worker
+from tests.support.users import make_user
 
 HOW_TO_START = """
 The test suite needs PostgreSQL and Redis (see README, "Running the tests"):
@@ -173,3 +174,21 @@ def relay_fans_out(settings):
     did not get them.
     """
     settings.OUTBOX = {**settings.OUTBOX, "DISPATCH_ON_COMMIT": False}
+
+
+@pytest.fixture
+def alice(db):
+    """A customer with a name, signed in by ``signed_in``."""
+    return make_user("alice", first_name="Alice", last_name="Liddell")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def signed_in(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client

@@ -10,9 +10,9 @@ import pytest
 from config.api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL
 from orders.models import IdempotencyKey, Order
 from outbox.models import OutboxEvent
-from tests.api.db_faults import connection_dropped_at, connection_dropped_once_committed
-from tests.api.test_orders import iso, new_order, order_url
 from tests.factories import make_product, place_order
+from tests.orders.test_api import iso, new_order, order_url
+from tests.support.db_faults import connection_dropped_at, connection_dropped_once_committed
 from tests.support.users import make_user, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

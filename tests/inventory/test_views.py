@@ -8,8 +8,8 @@ from django.test import Client
 from inventory.events import StockLine
 from inventory.services import stock_reserve
 from tests.factories import make_product
+from tests.support.html import element, elements, text
 from tests.support.users import make_user
-from tests.web.conftest import element, elements, text
 
 pytestmark = pytest.mark.django_db
 

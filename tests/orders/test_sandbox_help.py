@@ -5,8 +5,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import make_product
+from tests.support.html import element, elements, field_block, text
 from tests.support.users import make_user
-from tests.web.conftest import element, elements, field_block, text
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,8 @@
-"""Reading the shop's pages: find elements by tag and attributes in a response's HTML."""
+"""Reading a page: find elements by tag and attributes in a response's HTML."""
 
 from collections.abc import Iterator
 
-import pytest
-from django.test import Client
 from django.test.html import Element, parse_html
-
-from tests.support.users import make_user
 
 
 def elements(response, tag: str, **attributes: str) -> list[Element]:
@@ -59,20 +55,3 @@ def _has(node: Element, wanted: dict[str, str]) -> bool:
         elif actual != value:
             return False
     return True
-
-
-@pytest.fixture
-def alice(db):
-    return make_user("alice", first_name="Alice", last_name="Liddell")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
-def signed_in(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client

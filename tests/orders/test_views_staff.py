@@ -6,8 +6,8 @@ from django.test import Client
 
 from orders.models import Order
 from tests.factories import place_order
+from tests.support.html import elements
 from tests.support.users import make_user
-from tests.web.conftest import elements
 
 pytestmark = pytest.mark.django_db
 

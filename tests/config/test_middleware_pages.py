@@ -11,10 +11,10 @@ import pytest
 from config.api.errors import RETRY_AFTER_SECONDS
 from orders.models import Order
 from outbox.models import OutboxEvent
-from tests.api.db_faults import connection_dropped_at, connection_dropped_once_committed
 from tests.factories import make_product, place_order
-from tests.web.test_order_form import NEW_ORDER, order_form
-from tests.web.test_order_page import page_url
+from tests.orders.test_views import page_url
+from tests.orders.test_views_order_form import NEW_ORDER, order_form
+from tests.support.db_faults import connection_dropped_at, connection_dropped_once_committed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

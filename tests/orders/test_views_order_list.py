@@ -5,8 +5,8 @@ from django.test import Client
 
 from orders.views import ORDERS_PER_PAGE
 from tests.factories import make_product, place_order
+from tests.support.html import element, elements, text
 from tests.support.users import make_user
-from tests.web.conftest import element, elements, text
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from orders.models import Order
 from orders.services import order_cancel
 from outbox.relay import fan_out
 from tests.factories import make_product, place_order
-from tests.web.conftest import element, elements, errors_in, field_block, text
+from tests.support.html import element, elements, errors_in, field_block, text
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import IdempotencyKey, Order, OrderLine
 from outbox.models import OutboxEvent
-from tests.api.db_faults import admin_connection
-from tests.api.test_orders import new_order, order_url
 from tests.factories import make_product
+from tests.orders.test_api import new_order, order_url
+from tests.support.db_faults import admin_connection
 from tests.support.processes import wait_for
 from tests.support.users import make_user, token_client
 

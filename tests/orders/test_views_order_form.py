@@ -7,8 +7,8 @@ from orders.models import Order
 from outbox.models import OutboxEvent
 from outbox.personal import open_value
 from tests.factories import make_product
+from tests.support.html import element, elements, errors_in, field_block, text
 from tests.support.users import PASSWORD
-from tests.web.conftest import element, elements, errors_in, field_block, text
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.test import Client, override_settings
 from django.test.html import parse_html
 
+from tests.support.html import element, elements, errors_in, text
 from tests.support.users import PASSWORD, make_user
-from tests.web.conftest import element, elements, errors_in, text
 
 pytestmark = pytest.mark.django_db
 
