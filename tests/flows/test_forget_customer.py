@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from notifications.models import Notification
 from outbox.models import Delivery, OutboxEvent
-from tests.customers.test_forget import a_customer, assert_nothing_shows, every_row_as_text, order_for
+from tests.customers.test_services import a_customer, assert_nothing_shows, every_row_as_text, order_for
 from tests.flows.conftest import dead_letters_of, wait_until_final, wait_until_settled
 from tests.support.processes import wait_for
 
