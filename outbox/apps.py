@@ -20,8 +20,9 @@ class OutboxConfig(AppConfig):
         """
         from django.db.backends.signals import connection_created
 
-        # Registered on import: the outbox's system checks, and the outbox.prune task beat sends to workers.
-        from . import checks, retention  # noqa: F401
+        # Registered on import: the outbox's system checks, and its Celery tasks (outbox.relay,
+        # outbox.run_deliveries, outbox.prune), which outbox.dispatch and beat send by name.
+        from . import checks, retention, tasks  # noqa: F401
         from .postgresql import plan_once
 
         connection_created.connect(plan_once, dispatch_uid="outbox.plan_once")

@@ -5,9 +5,9 @@ import uuid
 import pytest
 from django.db import transaction
 
+from outbox.dispatch import kick_relay
 from outbox.models import Delivery
 from outbox.publishing import publish
-from outbox.relay import kick_relay
 from outbox.selectors import deliveries_held
 from outbox.services import dead_letter_discard, dead_letter_retry
 from tests.factories import place_order
