@@ -47,6 +47,8 @@ bench: $(VENV)/.requirements-dev
 lint: $(VENV)/.requirements-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The import contracts of pyproject.toml ([tool.importlinter]): the outbox imports no context, nor config.
+	$(BIN)/lint-imports
 
 format: $(VENV)/.requirements-dev
 	$(BIN)/ruff check --fix .
