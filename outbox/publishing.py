@@ -96,10 +96,6 @@ def _append(row: OutboxEvent, using: str) -> OutboxEvent:
     return row
 
 
-def publish_all(events: list[DomainEvent], **kwargs: object) -> list[OutboxEvent]:
-    return [publish(event, **kwargs) for event in events]
-
-
 @contextmanager
 def _stream_conflicts(row: OutboxEvent, expected_version: int | None) -> Iterator[None]:
     """Turn the database's refusal of an append at a taken position into :class:`ConcurrencyError`."""
