@@ -36,9 +36,10 @@ run: $(VENV)/.requirements
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-config.settings.local}" \
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
-## test: the whole suite against PostgreSQL and Redis
+## test: the whole suite against PostgreSQL and Redis; the outbox's own suite in its own minimal project
 test: $(VENV)/.requirements-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/outbox --ds=tests.outbox.project.settings $(PYTEST_ARGS)
 
 ## bench: the benchmark suite against its plain-Celery floor, medians of 3 runs (docs/benchmarks.md)
 bench: $(VENV)/.requirements-dev
@@ -47,6 +48,8 @@ bench: $(VENV)/.requirements-dev
 lint: $(VENV)/.requirements-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The import contracts of pyproject.toml ([tool.importlinter]): the outbox imports no context, nor config.
+	$(BIN)/lint-imports
 
 format: $(VENV)/.requirements-dev
 	$(BIN)/ruff check --fix .

@@ -14,7 +14,7 @@ runner's database and broker (no worker: the steps are timed where they run):
   subscribers, as ``OrderConfirmed``), of which ``publish_statement_us`` waits
   on its one statement (event and deliveries).
 - ``send_us``: sending those three deliveries' tasks after the commit
-  (``outbox.relay.send``, one kombu publish batch). Baseline ``send_us``: the
+  (``outbox.dispatch.send``, one kombu publish batch). Baseline ``send_us``: the
   same three tasks sent one by one, as ``delay_on_commit`` sends them.
 
 Medians over ``ROUNDS`` rounds (alternating sides). Nothing is judged: this
@@ -88,7 +88,7 @@ def _delivery_run(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
 
 def _publish_and_send(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     from bench import work
-    from outbox import postgresql, relay
+    from outbox import dispatch, postgresql
     from outbox.publishing import publish
     from tests.outbox.probe.events import Pinged
     from tests.outbox.probe.tasks import record_effect_task
@@ -104,7 +104,7 @@ def _publish_and_send(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     for number in range(WARM_UP + rounds):
         [(deliveries, _token)] = _committed_unsent(lambda: publish_one(number))  # noqa: B023 (called at once)
         began = time.perf_counter()
-        relay.send(deliveries, token=0)
+        dispatch.send(deliveries, token=0)
         sends.append(time.perf_counter() - began)
         began = time.perf_counter()
         event_id, thing_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -132,10 +132,10 @@ def _committed_unsent(body: Callable[[], object]) -> list[tuple[list, int]]:
     """Run ``body`` in a transaction; what the outbox would have sent at its commit, kept here unsent."""
     from django.db import transaction
 
-    from outbox import relay
+    from outbox import dispatch
 
     unsent: list[tuple[list, int]] = []
-    keep = mock.patch.object(relay, "send", lambda deliveries, token: unsent.append((deliveries, token)))
+    keep = mock.patch.object(dispatch, "send", lambda deliveries, token: unsent.append((deliveries, token)))
     with keep, transaction.atomic():
         body()
     return unsent

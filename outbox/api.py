@@ -3,29 +3,88 @@
 
 One API class per operation; each parses, calls one outbox selector or
 service, and renders.
+
+The outbox brings none of a project's API plumbing: its lists page with DRF's
+``DEFAULT_PAGINATION_CLASS``, its errors are DRF exceptions that the
+configured ``EXCEPTION_HANDLER`` renders, and the schema documents its error
+bodies as the project does when ``OUTBOX_API_ERROR_RESPONSES`` names the
+project's function for them (:func:`error_responses`).
 """
 
+from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from config.api.errors import Conflict
-from config.api.fields import AS_OF_FORMAT, AwareDateTimeField
-from config.api.pagination import Pagination, paginated_response
-from config.api.permissions import has_perm
-from config.api.schema import error_responses
-
 from . import selectors, services
 from .models import Delivery
 from .selectors import DeadLetterGroup
-from .serializers import CausedEventsSerializer, DeliverySummarySerializer, EventEnvelopeSerializer
+from .serializers import (
+    AS_OF_FORMAT,
+    AwareDateTimeField,
+    CausedEventsSerializer,
+    DeliverySummarySerializer,
+    EventEnvelopeSerializer,
+)
+
+
+class Conflict(APIException):
+    """409: the dead letter's state forbids the action (it is no longer dead, or was discarded)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+def has_perm(*perms: str, message: str) -> type[BasePermission]:
+    """A permission class that requires one of ``perms`` (a superuser has all); ``message`` is the 403's detail.
+
+    The permissions are the admin's: staff status alone grants none of them.
+    """
+
+    class HasPerm(BasePermission):
+        def has_permission(self, request: Request, view: object) -> bool:
+            user = request.user
+            return bool(user and user.is_authenticated and any(user.has_perm(perm) for perm in perms))
+
+    HasPerm.message = message
+    return HasPerm
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The schema's error responses for these status codes, for ``extend_schema(responses=...)``.
+
+    The project's own function when ``settings.OUTBOX_API_ERROR_RESPONSES`` names one (a dotted
+    path to a function taking the codes, as this one does), so the outbox's operations document
+    the project's error body; otherwise a description of each code.
+    """
+    project_responses = getattr(settings, "OUTBOX_API_ERROR_RESPONSES", "")
+    if project_responses:
+        return import_string(project_responses)(*codes)
+    return {code: OpenApiResponse(description=HTTPStatus(code).phrase) for code in codes}
+
+
+def paginated_response(
+    *, request: Request, view: Any, queryset: Any, serializer_class: type[serializers.Serializer]
+) -> Response:
+    """One page of ``queryset`` through ``view.pagination_class``."""
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# The project's paging (DRF's DEFAULT_PAGINATION_CLASS), set on each list view so that the schema knows it.
+Pagination = api_settings.DEFAULT_PAGINATION_CLASS
 
 # The permissions the admin asks for; staff status alone grants none of them.
 CanViewDeadLetters = has_perm(

@@ -1,7 +1,11 @@
 from importlib import import_module
 
 from django.apps import AppConfig, apps
+from django.db.backends.signals import connection_created
 from django.utils.module_loading import module_has_submodule
+
+from .sagas import sagas
+from .subscriptions import subscriptions
 
 
 class OutboxConfig(AppConfig):
@@ -18,16 +22,13 @@ class OutboxConfig(AppConfig):
         A subscription to an event type no class registers fails here, at
         start-up, rather than as a silent non-delivery in production.
         """
-        from django.db.backends.signals import connection_created
-
-        # Registered on import: the outbox's system checks, and the outbox.prune task beat sends to workers.
-        from . import checks, retention  # noqa: F401
+        # Here, not at the top: these use the models, which are ready only now. Registered on import:
+        # the outbox's system checks, and its Celery tasks (outbox.relay, outbox.run_deliveries,
+        # outbox.prune), which outbox.dispatch and beat send by name.
+        from . import checks, retention, tasks  # noqa: F401
         from .postgresql import plan_once
 
         connection_created.connect(plan_once, dispatch_uid="outbox.plan_once")
-        from .sagas import sagas
-        from .subscriptions import subscriptions
-
         for config in apps.get_app_configs():
             if module_has_submodule(config.module, "handlers"):
                 module = import_module(f"{config.name}.handlers")

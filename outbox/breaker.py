@@ -34,7 +34,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from . import metrics
 from .clock import db_now_plus
+from .dispatch import kick_relay_on_commit
 from .models import Delivery, HandlerCircuit
 from .subscriptions import Subscription, subscriptions
 
@@ -140,8 +142,6 @@ def _open(circuit: HandlerCircuit, subscription: Subscription) -> None:
         circuit.opened_at, circuit.times_opened = timezone.now(), circuit.times_opened + 1
     circuit.state, circuit.probe_delivery_id = State.OPEN, None
     circuit.retry_at = db_now_plus(subscription.setting("BREAKER_COOLDOWN_SECONDS"))
-    from . import metrics
-
     transaction.on_commit(lambda: metrics.record_circuit_opened(circuit.handler))
 
 
@@ -209,23 +209,11 @@ def require_subscribed(handler: str) -> None:
         raise UnknownHandler(f"No handler is subscribed as {handler!r}. Subscribed handlers: {names}.")
 
 
-def handler_circuits() -> list[HandlerCircuit]:
-    """Every subscribed handler's circuit, closed ones included (unsaved where no row exists yet)."""
-    rows = {c.handler: c for c in HandlerCircuit.objects.all()}
-    return [rows.get(s.name) or HandlerCircuit(handler=s.name) for s in sorted(subscriptions.all(), key=_name)]
-
-
 def circuits_ensure(names: Iterable[str] | None = None) -> None:
     """Give every subscribed handler (or these) a circuit row, so the admin can list and pause each."""
     names = list(names) if names is not None else [s.name for s in subscriptions.all()]
     HandlerCircuit.objects.bulk_create([HandlerCircuit(handler=n) for n in names], ignore_conflicts=True)
 
 
-def _name(subscription: Subscription) -> str:
-    return subscription.name
-
-
 def _kick() -> None:
-    from .relay import kick_relay_on_commit
-
     kick_relay_on_commit()

@@ -93,6 +93,42 @@ UNDECODABLE = "outbox.events.EventDecodeError"
 TIME_LIMIT = "celery.exceptions.SoftTimeLimitExceeded"
 UNKNOWN_TYPE_PATTERN = "Unknown event type <str>: no class is registered for it, so no handler gets it."
 
+
+# The errors of the failures no handler raised, as the relay and the runner record them alike.
+
+
+def unknown_type_error(event_type: str) -> str:
+    return f"Unknown event type {event_type!r}: no class is registered for it, so no handler gets it."
+
+
+def not_subscribed_error(handler: str) -> str:
+    return f"No handler named {handler!r} is subscribed in this deployment."
+
+
+def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False, shared: bool = False) -> str:
+    """The error recorded for an attempt whose worker vanished before it finished.
+
+    ``last`` and ``shared``: it was the last allowed, in a batch with others,
+    so it is not charged to this delivery (its siblings may be the cause); it
+    has that attempt again, alone.
+    """
+    if last and shared:
+        return (
+            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed, while this delivery "
+            "shared its batch with others: the loss may be another's doing, so that attempt is not charged to it "
+            "and it runs it again, in a task of its own."
+        )
+    if last:
+        return (
+            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed: the handler may be "
+            "killing its process (SIGKILL, os._exit, out of memory) or outrunning the task's hard time limit."
+        )
+    return (
+        f"The worker running attempt {attempt} of {max_attempts} was lost before it finished (killed, out of "
+        "memory, or the hard time limit); the delivery is retried in a task of its own."
+    )
+
+
 _VARIABLE_PARTS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),

@@ -16,7 +16,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import selectors
-from .breaker import handler_circuits
 
 EVENTS_PUBLISHED = Counter(
     "outbox_events_published_total", "Events written to the outbox, counted as the relay fans them out.", ["type"]
@@ -109,7 +108,7 @@ def circuit_metrics() -> Iterator[Metric]:
     failures = GaugeMetricFamily(
         "outbox_circuit_consecutive_failures", "Failures in a row counted by a handler's breaker.", labels=["handler"]
     )
-    for circuit in handler_circuits():
+    for circuit in selectors.handler_circuits():
         current = "paused" if circuit.paused else circuit.state
         for name in CIRCUIT_STATES:
             state.add_metric([circuit.handler, name], float(name == current))

@@ -61,6 +61,14 @@ class OutboxEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.type} v{self.version} #{self.id}"
 
+    @property
+    def ordering_key(self) -> str:
+        """What an ordered handler's deliveries of this event wait on: ``"<aggregate_type>:<aggregate_id>"``.
+
+        (The SQL of outbox/postgresql.py builds the same key as ``aggregate_type || ':' || aggregate_id``.)
+        """
+        return f"{self.aggregate_type}:{self.aggregate_id}"
+
 
 class OutboxStream(models.Model):
     """The head of one aggregate's stream: how many events it holds (its version).

@@ -155,7 +155,7 @@ def insert_event_with_deliveries(
         "handlers": [s.name for s in subscriptions],
         "queues": [s.queue for s in subscriptions],
         "ordered": [s.ordered for s in subscriptions],
-        "ordering_key": f"{row.aggregate_type}:{row.aggregate_id}",
+        "ordering_key": row.ordering_key,
         "lease": settings.OUTBOX["LEASE_SECONDS"],
         "token": token,
     }

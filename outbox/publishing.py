@@ -18,12 +18,13 @@ from django.conf import settings
 from django.db import OperationalError, connections
 from django.utils import timezone
 
-from . import personal, postgresql, telemetry
+from . import breaker, dispatch, metrics, personal, postgresql, telemetry
 from .context import current_cause
+from .dispatch import kick_relay_on_commit, new_dispatch_token
 from .events import DomainEvent
 from .failures import ConcurrencyError
 from .models import Delivery, OutboxEvent, OutboxStream
-from .relay import kick_relay_on_commit, new_dispatch_token
+from .relay import deliveries_for
 from .subscriptions import subscriptions
 
 STREAM_VERSION = "outbox_stream_version"  # the name the database's refusal carries (migration 0011)
@@ -95,10 +96,6 @@ def _append(row: OutboxEvent, using: str) -> OutboxEvent:
     return row
 
 
-def publish_all(events: list[DomainEvent], **kwargs: object) -> list[OutboxEvent]:
-    return [publish(event, **kwargs) for event in events]
-
-
 @contextmanager
 def _stream_conflicts(row: OutboxEvent, expected_version: int | None) -> Iterator[None]:
     """Turn the database's refusal of an append at a taken position into :class:`ConcurrencyError`."""
@@ -150,9 +147,6 @@ def _insert_dispatched(row: OutboxEvent, sends: "SendOnCommit", using: str) -> b
 
 
 def _insert_portable(row: OutboxEvent, token: int, using: str) -> tuple[list[Delivery], bool]:
-    from . import breaker
-    from .relay import deliveries_for
-
     row.relayed_at = row.occurred_at
     _take_position(row, using)
     row.save(using=using, force_insert=True)
@@ -188,8 +182,5 @@ class SendOnCommit:
         return sends
 
     def __call__(self) -> None:
-        from . import metrics
-        from .relay import send
-
-        send(self.deliveries, token=self.token)
+        dispatch.send(self.deliveries, token=self.token)
         metrics.record_events_relayed(self.types)

@@ -28,33 +28,29 @@ broker. Leases and due times are set and compared on the database's clock.
 """
 
 import logging
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import breaker, failure_log, failures, postgresql, telemetry
+from . import breaker, dispatch, failure_log, failures, metrics, postgresql, selectors, telemetry
 from .clock import db_now_plus
+from .dispatch import new_dispatch_token
 from .events import registry
+from .failures import not_subscribed_error, worker_lost_error
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 from .subscriptions import subscriptions
-from .wakeup import kick_relay
 
 logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
-# Celery's defaults for apply_async cost 0.78 ms a message here; without the
-# argument reprs (for monitors, of delivery ids) and the publish retry loop
-# (a send that fails is re-sent by the relay when its lease runs out) 0.35 ms.
-CHEAP_SEND = {"argsrepr": "", "kwargsrepr": "", "retry": False}
 
 
 @dataclass
@@ -72,11 +68,6 @@ class RelayStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def new_dispatch_token() -> int:
-    """A token naming one dispatch of a set of deliveries (a positive bigint)."""
-    return secrets.randbits(62) + 1
-
-
 def relay_pass(*, max_seconds: float = 5.0, sweep: bool = True) -> RelayStats:
     """Fan out and dispatch until no full batch is left, or ``max_seconds`` passed.
 
@@ -86,8 +77,6 @@ def relay_pass(*, max_seconds: float = 5.0, sweep: bool = True) -> RelayStats:
     dispatched, and sweeping on every commit would cost more than the
     fan-out. The process sweeps on its poll interval instead.
     """
-    from . import metrics
-
     total = RelayStats()
     batch = settings.OUTBOX["RELAY_BATCH_SIZE"]
     deadline = time.monotonic() + max_seconds
@@ -147,9 +136,7 @@ def _held(types: list[str]) -> int:
 
 
 def _relayed(types: list[str], to_send: list[Delivery], token: int) -> None:
-    send(to_send, token=token)
-    from . import metrics
-
+    dispatch.send(to_send, token=token)
     metrics.record_events_relayed(types)
 
 
@@ -163,7 +150,7 @@ def deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> It
             status=Status.DEAD,
             due_at=now,
             finished_at=now,
-            last_error=f"Unknown event type {event.type!r}: no class is registered for it, so no handler gets it.",
+            last_error=failures.unknown_type_error(event.type),
             error_type=failures.UNKNOWN_TYPE,
             error_pattern=failures.UNKNOWN_TYPE_PATTERN,
         )
@@ -171,7 +158,7 @@ def deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> It
     lease_until = now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"])
     for sub in subscriptions.for_type(event.type):
         if sub.ordered or sub.name in blocked:
-            key = ordering_key(event) if sub.ordered else None
+            key = event.ordering_key if sub.ordered else None
             yield Delivery(event=event, handler=sub.name, queue=sub.queue, due_at=now, ordering_key=key)
         else:
             yield Delivery(
@@ -183,10 +170,6 @@ def deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> It
                 dispatched_at=now,
                 dispatch_token=token,
             )
-
-
-def ordering_key(event: OutboxEvent) -> str:
-    return f"{event.aggregate_type}:{event.aggregate_id}"
 
 
 def dispatch_due(*, batch_size: int) -> RelayStats:
@@ -217,7 +200,7 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
         to_send, still_queued = [], _still_queued(due)
         _extend_leases([d for d in due if d.id in still_queued])
         stats.waiting = len(still_queued)
-        shared, refunded = shared_starts(due), set()
+        shared, refunded = selectors.shared_starts(due), set()
         for delivery in (d for d in due if d.id not in still_queued):
             verdict = _verdict(delivery, shared_batch=delivery.started_at in shared)
             if verdict.dead:
@@ -278,7 +261,7 @@ def _dispatch_probes() -> RelayStats:
             breaker.let_probe_through(circuit, probe)
             probes += [probe] if probe else []
         _mark_dispatched(probes, token)
-        transaction.on_commit(lambda: send(probes, token=token))
+        transaction.on_commit(lambda: dispatch.send(probes, token=token))
     return RelayStats(dispatched=len(probes))
 
 
@@ -354,7 +337,7 @@ def _verdict(delivery: Delivery, *, shared_batch: bool = False) -> _Verdict:
     """What a due delivery needs: sending (again), or burying."""
     sub = subscriptions.get(delivery.handler)
     if sub is None and delivery.handler != UNKNOWN_TYPE_HANDLER:
-        return _Verdict(dead=True, error=f"No handler named {delivery.handler!r} is subscribed in this deployment.")
+        return _Verdict(dead=True, error=not_subscribed_error(delivery.handler))
     if delivery.status == Status.PENDING:
         return _Verdict()
     if delivery.started_at is None:
@@ -365,50 +348,6 @@ def _verdict(delivery: Delivery, *, shared_batch: bool = False) -> _Verdict:
             return _Verdict(lost=True, refund=True)
         return _Verdict(dead=True, lost=True, error=worker_lost_error(delivery.attempts, max_attempts, last=True))
     return _Verdict(lost=True)
-
-
-def shared_starts(deliveries: Iterable[Delivery]) -> set[datetime]:
-    """Of these deliveries' start times, those several unfinished deliveries share: a batch that died together.
-
-    A runner starts its whole batch in one statement, so its deliveries carry
-    the same ``started_at``. When such a batch loses its worker, which of them
-    killed it (if any did) is unknown until each runs alone.
-    """
-    started = {d.started_at for d in deliveries if d.started_at is not None}
-    if not started:
-        return set()
-    together = (
-        Delivery.objects.filter(status=Status.DISPATCHED, started_at__in=started)
-        .order_by()
-        .values("started_at")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-    )
-    return {row["started_at"] for row in together}
-
-
-def worker_lost_error(attempt: int, max_attempts: int, *, last: bool = False, shared: bool = False) -> str:
-    """The error recorded for an attempt whose worker vanished before it finished.
-
-    ``last`` and ``shared``: it was the last allowed, in a batch with others,
-    so it is not charged to this delivery (its siblings may be the cause); it
-    has that attempt again, alone.
-    """
-    if last and shared:
-        return (
-            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed, while this delivery "
-            "shared its batch with others: the loss may be another's doing, so that attempt is not charged to it "
-            "and it runs it again, in a task of its own."
-        )
-    if last:
-        return (
-            f"The worker was lost during attempt {attempt} of {max_attempts}, the last allowed: the handler may be "
-            "killing its process (SIGKILL, os._exit, out of memory) or outrunning the task's hard time limit."
-        )
-    return (
-        f"The worker running attempt {attempt} of {max_attempts} was lost before it finished (killed, out of "
-        "memory, or the hard time limit); the delivery is retried in a task of its own."
-    )
 
 
 def _mark_dispatched(deliveries: list[Delivery], token: int, *, refunded: set[int] = frozenset()) -> None:
@@ -497,50 +436,5 @@ def _record_lost_attempt(delivery: Delivery, error: str, *, counted: bool) -> No
 
 
 def _dispatched(deliveries: list[Delivery], token: int, stats: RelayStats) -> None:
-    send(deliveries, token=token)
-    from . import metrics
-
+    dispatch.send(deliveries, token=token)
     metrics.record_redispatches(resent=stats.resent, lost=stats.lost, renewed=stats.waiting)
-
-
-def send(deliveries: list[Delivery], *, token: int) -> None:
-    """Publish one Celery task per batch of one handler's deliveries (ids and the dispatch token).
-
-    Runs after the claiming transaction committed. If the broker refuses, the
-    deliveries stay dispatched and are sent again when their lease runs out.
-    A delivery that has crashed a worker before travels alone, so that it can
-    take no other delivery down with it.
-    """
-    if not deliveries:
-        return
-    from .tasks import run_deliveries
-
-    size = settings.OUTBOX["TASK_BATCH_SIZE"]
-    by_handler: dict[tuple[str, str, bool], list[int]] = defaultdict(list)
-    for delivery in deliveries:
-        alone = bool(delivery.crashes)
-        by_handler[(delivery.queue, delivery.handler, alone)].append(delivery.id)
-    try:
-        # One batch: the messages go to the broker together when it closes (one Redis round
-        # trip, one client, where kombu builds a client per message otherwise).
-        with run_deliveries.app.producer_or_acquire() as producer, producer.batch():
-            for (queue, _handler, alone), ids in by_handler.items():
-                step = 1 if alone else size
-                for start in range(0, len(ids), step):
-                    run_deliveries.apply_async(
-                        (ids[start : start + step], token), queue=queue, producer=producer, **CHEAP_SEND
-                    )
-    except Exception:
-        logger.exception("outbox: could not send %d deliveries; they are re-sent after their lease", len(deliveries))
-
-
-def kick_relay_on_commit(using: str = "default") -> None:
-    """Ask for a relay run once the current transaction commits (once per transaction).
-
-    The kick is coalesced across every process by a flag in the database (outbox/wakeup.py).
-    """
-    if not settings.OUTBOX["KICK_ON_COMMIT"]:
-        return
-    if any(func is kick_relay for _, func, _ in connections[using].run_on_commit):
-        return
-    transaction.on_commit(kick_relay, using=using)

@@ -35,8 +35,8 @@ from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 from django.db.models.functions import Now
 
+from .dispatch import kick_relay_on_commit
 from .models import Delivery, InboxEntry, OutboxEvent, ReplayProgress
-from .relay import kick_relay_on_commit, ordering_key
 from .subscriptions import Subscription, subscriptions
 
 Status = Delivery.Status
@@ -279,7 +279,7 @@ def _deliver(scope: ReplayScope, events: list[OutboxEvent], *, finished_before: 
             queue=scope.queue,
             status=Status.PENDING,
             due_at=Now(),
-            ordering_key=ordering_key(event) if subscription.ordered else None,
+            ordering_key=event.ordering_key if subscription.ordered else None,
         )
         for event in _without(events, delivered, handled)
     ]

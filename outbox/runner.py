@@ -50,10 +50,11 @@ from psycopg.pq import TransactionStatus
 from . import breaker, failure_log, failures, metrics, postgresql, telemetry
 from .clock import db_now_plus
 from .context import Cause, caused_by
+from .dispatch import kick_relay_on_commit
 from .events import Envelope, EventDecodeError, registry
-from .failures import Verdict
+from .failures import Verdict, not_subscribed_error, worker_lost_error
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, DeliveryFailure, HandlerCircuit, InboxEntry, OutboxEvent
-from .relay import kick_relay_on_commit, ordering_key, shared_starts, worker_lost_error
+from .selectors import shared_starts
 from .subscriptions import Subscription, subscriptions
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ def _record_lost(delivery_ids: list[int], report: RunReport) -> None:
     """Record attempts whose worker was lost as failed; each goes on alone (or dead, if it was its last).
 
     A last attempt lost in a batch shared with others is not charged: the
-    delivery has that attempt again, alone (see relay.shared_starts).
+    delivery has that attempt again, alone (see selectors.shared_starts).
     """
     with transaction.atomic():
         lost = _claim_lost(delivery_ids)
@@ -435,13 +436,7 @@ def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool, alone: boo
         return _refan(delivery)
     subscription = subscriptions.get(delivery.handler)
     if subscription is None:
-        return _fail(
-            delivery,
-            f"No handler named {delivery.handler!r} is subscribed in this deployment.",
-            "",
-            bury=True,
-            cause=failures.NOT_SUBSCRIBED,
-        )
+        return _fail(delivery, not_subscribed_error(delivery.handler), "", bury=True, cause=failures.NOT_SUBSCRIBED)
     try:
         event = registry.decode(delivery.event.type, delivery.event.version, delivery.event.payload)
     except EventDecodeError as exc:
@@ -661,7 +656,7 @@ def _refan(delivery: Delivery) -> Delivery | None:
                 handler=s.name,
                 queue=s.queue,
                 due_at=timezone.now(),
-                ordering_key=ordering_key(event) if s.ordered else None,
+                ordering_key=event.ordering_key if s.ordered else None,
             )
             for s in subscriptions.for_type(event.type)
         ],

@@ -12,7 +12,7 @@ from uuid import UUID
 from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Delivery, DeliveryFailure, OutboxEvent
+from .models import Delivery, DeliveryFailure, HandlerCircuit, OutboxEvent
 from .subscriptions import subscriptions
 from .tracing import workflow_resolvers
 
@@ -411,3 +411,29 @@ def correlation_events(*, correlation_id: UUID, types: Collection[str] | None = 
     if types is not None:
         events = events.filter(type__in=sorted(types))
     return events.order_by("id")
+
+
+def shared_starts(deliveries: Iterable[Delivery]) -> set[datetime]:
+    """Of these deliveries' start times, those several unfinished deliveries share: a batch that died together.
+
+    A runner starts its whole batch in one statement, so its deliveries carry
+    the same ``started_at``. When such a batch loses its worker, which of them
+    killed it (if any did) is unknown until each runs alone.
+    """
+    started = {d.started_at for d in deliveries if d.started_at is not None}
+    if not started:
+        return set()
+    together = (
+        Delivery.objects.filter(status=Status.DISPATCHED, started_at__in=started)
+        .order_by()
+        .values("started_at")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    return {row["started_at"] for row in together}
+
+
+def handler_circuits() -> list[HandlerCircuit]:
+    """Every subscribed handler's circuit, closed ones included (unsaved where no row exists yet)."""
+    rows = {c.handler: c for c in HandlerCircuit.objects.all()}
+    return [rows.get(name) or HandlerCircuit(handler=name) for name in sorted(s.name for s in subscriptions.all())]

@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from .dispatch import kick_relay_on_commit
 from .models import Delivery
-from .relay import kick_relay_on_commit
 from .selectors import DeadLetterGroup, dead_letters_of_group
 
 Status = Delivery.Status

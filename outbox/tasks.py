@@ -9,7 +9,7 @@ from celery.signals import worker_init
 from celery.utils.log import get_task_logger
 from django.db import InterfaceError, OperationalError, connection
 
-from . import checks, runner, wakeup
+from . import checks, dispatch, runner
 from . import relay as relay_module
 
 logger = get_task_logger(__name__)
@@ -32,9 +32,9 @@ def relay() -> None:
     """One relay pass. Sent by beat every second and by on-commit kicks.
 
     It clears the kick flag before it claims anything: a commit after this point
-    kicks again, one before it is seen by this pass (outbox/wakeup.py).
+    kicks again, one before it is seen by this pass (outbox/dispatch.py, outbox/wakeup.py).
     """
-    wakeup.clear_kick()
+    dispatch.clear_kick()
     soft = checks.soft_time_limit(relay, request=relay.request)
     with dropping_a_broken_connection():
         relay_module.relay_pass(max_seconds=min(5.0, 0.5 * soft) if soft else 5.0)
@@ -55,7 +55,7 @@ def run_deliveries(self: Task, delivery_ids: list[int], token: int | None = None
     if report.busy:
         self.apply_async(
             (report.busy, token), queue=self.request.delivery_info.get("routing_key") or None,
-            countdown=runner.START_GRACE_SECONDS, **relay_module.CHEAP_SEND,
+            countdown=runner.START_GRACE_SECONDS, **dispatch.CHEAP_SEND,
         )  # fmt: skip
 
 

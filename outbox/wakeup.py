@@ -1,4 +1,4 @@
-"""Relay kicks: after a commit that published, wake the relay once, whatever the burst.
+"""The relay kick's flag: after a commit that published, wake the relay once, whatever the burst.
 
 The coalescing flag is a one-row table (:class:`~outbox.models.RelayWakeup`),
 not a cache key, so every process sees the same flag whatever cache backend
@@ -15,52 +15,26 @@ expired, and each hop of a flow waited for beat's sweep).
   ``STALE_SECONDS`` and the next commit kicks again; beat's sweep covers
   meanwhile. A failed send clears it at once, best effort.
 
+The kick itself (sending the relay task) is :func:`outbox.dispatch.kick_relay`.
+
 Losing the flag costs only coalescing, never a relay run, so on PostgreSQL
 its writes skip the wait for the WAL flush (``synchronous_commit = off``).
 """
 
-import logging
-
 from django.db import connections
-
-logger = logging.getLogger(__name__)
 
 STALE_SECONDS = 5.0  # a kicked run not started by then was lost; the sweep covered it long before
 TABLE = "outbox_relay_wakeup"
 DATABASE = "default"  # where the relay claims (outbox.relay), so where its flag is
 
 
-def kick_relay() -> None:
-    """Enqueue a relay run unless one is already queued and has not started.
-
-    Never raises: the commit has happened, and the beat sweep relays its events anyway.
-    """
-    from .relay import CHEAP_SEND
-    from .tasks import relay
-
-    try:
-        if not _set_flag():
-            return
-    except Exception:
-        logger.warning("outbox: relay kick failed; the sweep will pick the event up", exc_info=True)
-        return
-    try:
-        relay.apply_async(queue="outbox", **CHEAP_SEND)
-    except Exception:
-        logger.warning("outbox: relay kick failed; the sweep will pick the event up", exc_info=True)
-        clear_kick()
+def clear_flag() -> None:
+    """Clear the flag: the next commit kicks again (raises what the database raises)."""
+    with connections[DATABASE].cursor() as cursor:
+        cursor.execute(_SQL[_vendor()]["clear"])
 
 
-def clear_kick() -> None:
-    """Let the next commit kick again. A database that does not answer costs coalescing, never a relay run."""
-    try:
-        with connections[DATABASE].cursor() as cursor:
-            cursor.execute(_SQL[_vendor()]["clear"])
-    except Exception:
-        logger.warning("outbox: could not clear the relay kick flag; kicks expire on their own", exc_info=True)
-
-
-def _set_flag() -> bool:
+def set_flag() -> bool:
     """Set the flag if it is clear or stale; True if this call set it.
 
     A flag that is held is only read: no write lock (SQLite's single writer)

@@ -539,6 +539,8 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.Order.Status",  # on Order and OrderDetail (with as_of) alike
     },
 }
+# The outbox's REST operations document their error bodies with the project's {detail, code} shapes.
+OUTBOX_API_ERROR_RESPONSES = "config.api.schema.error_responses"
 
 # METRICS
 # ------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.utils import timezone
 
+from outbox.dispatch import kick_relay_on_commit
 from outbox.models import Delivery, OutboxEvent
-from outbox.relay import kick_relay_on_commit
 from tests.support.processes import wait_for
 
 

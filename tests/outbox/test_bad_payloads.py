@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from outbox.dispatch import kick_relay_on_commit
 from outbox.events import DomainEvent, EventDecodeError, Money, registry
 from outbox.models import Delivery, OutboxEvent
 from outbox.publishing import publish
-from outbox.relay import fan_out, kick_relay_on_commit
+from outbox.relay import fan_out
 from outbox.runner import run_deliveries
 from outbox.subscriptions import subscriptions
 from tests.outbox.probe.events import Broke, Flaked, Pinged, Priced, Slept, Stepped

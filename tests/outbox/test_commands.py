@@ -1,5 +1,4 @@
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from tests.outbox.conftest import make_dead_letter
 from tests.outbox.probe.events import Pinged
 from tests.support.deliveries import group_of, jams, make_dead_letter_of
 from tests.support.deliveries import statuses_and_discarded as statuses
-from tests.support.processes import ROOT, process_env
+from tests.support.processes import ROOT, manage_py, process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -244,7 +243,7 @@ def _conditions(text: str):
 def _manage(*args: str) -> subprocess.CompletedProcess:
     """Run a management command as an operator would, against the test database."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [*manage_py(), *args],
         cwd=ROOT,
         env=process_env(),
         capture_output=True,

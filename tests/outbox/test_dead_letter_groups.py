@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from outbox import relay, selectors, services
+from outbox import dispatch, selectors, services
 from outbox.models import Delivery
 from tests.outbox.probe.handlers import BeltMissing
 from tests.support.deliveries import make_dead_letter_of as dead
@@ -189,7 +189,7 @@ def test_discarding_a_group_with_a_limit_keeps_its_oldest_letters_marked_resolve
 def test_each_batch_commits_on_its_own_and_kicks_the_relay(monkeypatch):
     # given five jams, and the relay's kick recorded instead of sent
     kicks = []
-    monkeypatch.setattr(relay, "kick_relay", lambda: kicks.append(Delivery.objects.filter(status="pending").count()))
+    monkeypatch.setattr(dispatch, "kick_relay", lambda: kicks.append(Delivery.objects.filter(status="pending").count()))
     jams = [jam(number) for number in range(5)]
     # when they are retried two at a time
     services.dead_letter_group_retry(group=the_group_of(jams[0]), batch_size=2)

@@ -7,9 +7,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from outbox.dispatch import new_dispatch_token
 from outbox.models import Delivery, InboxEntry, OutboxEvent
 from outbox.publishing import publish
-from outbox.relay import new_dispatch_token
 from outbox.tasks import run_deliveries
 from tests.outbox.conftest import store_raw_event, wait_until_finished
 from tests.outbox.probe.events import Pinged, Slept

@@ -14,7 +14,7 @@ import redis as redis_lib
 from django.db import transaction
 from django.utils import timezone
 
-from outbox import wakeup
+from outbox import dispatch, wakeup
 from outbox.models import RelayWakeup
 from outbox.publishing import publish
 from outbox.tasks import relay
@@ -34,7 +34,7 @@ PER_PROCESS_CACHES = [
 def outbox_queue(no_live_outbox, redis):
     """The broker's ``outbox`` queue, empty, with no relay consuming it, and the kick flag clear."""
     redis.delete("outbox")
-    wakeup.clear_kick()
+    dispatch.clear_kick()
     yield redis
     redis.delete("outbox")
 

@@ -1,38 +1,31 @@
 """Personal data in the log is sealed under its subject's key, and reads as erased once the key is destroyed."""
 
-import datetime as dt
 import json
 import uuid
 
 import pytest
 from django.db import connection, transaction
 
-from orders.events import ERASED_ADDRESS, OrderPlaced, OrderShipped, ShippingAddress
 from outbox import personal
-from outbox.events import EventDecodeError, Money, registry
+from outbox.events import EventDecodeError, registry
 from outbox.models import OutboxEvent, SubjectKey
 from outbox.publishing import publish
+from tests.outbox.probe.events import ERASED_POSTAL, Enrolled, Postal
 
 pytestmark = pytest.mark.django_db
 
-ADDRESS = ShippingAddress(name="Grace Hopper", line1="1 Navy Yard", city="Arlington", postal_code="22202", country="US")
-EMAIL = "grace.hopper@customers.example"
+ADDRESS = Postal(name="Grace Hopper", line1="1 Navy Yard", city="Arlington", postal_code="22202")
+EMAIL = "grace.hopper@members.example"
 
 
-def shipped(order_id: uuid.UUID) -> OrderShipped:
-    return OrderShipped(
-        order_id=order_id,
-        carrier="C",
-        tracking_number="T1",
-        estimated_delivery=dt.date(2026, 12, 9),
-        customer_email=EMAIL,
-    )
+def emailed(thing_id: uuid.UUID) -> Enrolled:
+    """A member's e-mail address: one personal field."""
+    return Enrolled(thing_id=thing_id, email=EMAIL)
 
 
-def placed(order_id: uuid.UUID) -> OrderPlaced:
-    return OrderPlaced(
-        order_id=order_id, customer_id=7, lines=(), total=Money(amount=1, currency="EUR"), shipping_address=ADDRESS
-    )
+def addressed(thing_id: uuid.UUID) -> Enrolled:
+    """A member's postal address: a nested model, personal whole."""
+    return Enrolled(thing_id=thing_id, email=EMAIL, address=ADDRESS)
 
 
 def stored(row: OutboxEvent) -> str:
@@ -49,67 +42,67 @@ def decoded(row: OutboxEvent):
 
 def test_a_personal_field_is_stored_sealed_for_its_subject_and_decodes_to_its_value():
     with transaction.atomic():
-        row = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:7"})
+        row = publish(emailed(uuid.uuid4()), subjects={"member": "member:7"})
     text = stored(row)
     assert EMAIL not in text
     assert "grace" not in text.lower()
-    assert json.loads(text)["customer_email"]["sealed_for"] == "customer:7"
-    assert json.loads(text)["carrier"] == "C"  # what is not personal stays readable
-    assert decoded(row).customer_email == EMAIL
+    assert json.loads(text)["email"]["sealed_for"] == "member:7"
+    assert json.loads(text)["plan"] == "C"  # what is not personal stays readable
+    assert decoded(row).email == EMAIL
 
 
 def test_a_nested_personal_model_is_sealed_whole():
     with transaction.atomic():
-        row = publish(placed(uuid.uuid4()), subjects={"customer": "customer:7", "payment": "payment:x"})
+        row = publish(addressed(uuid.uuid4()), subjects={"member": "member:7"})
     text = stored(row)
     for value in ("Grace Hopper", "1 Navy Yard", "Arlington", "22202"):
         assert value not in text
-    assert decoded(row).shipping_address == ADDRESS
+    assert decoded(row).address == ADDRESS
 
 
 def test_once_the_subject_is_forgotten_the_event_still_decodes_with_its_personal_fields_erased():
     with transaction.atomic():
-        mail = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:8"})
-        place = publish(placed(uuid.uuid4()), subjects={"customer": "customer:8"})
-        other = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:9"})
+        mail = publish(emailed(uuid.uuid4()), subjects={"member": "member:8"})
+        place = publish(addressed(uuid.uuid4()), subjects={"member": "member:8"})
+        other = publish(emailed(uuid.uuid4()), subjects={"member": "member:9"})
     # when
     with transaction.atomic():
-        assert personal.forget_subject("customer:8") is True
+        assert personal.forget_subject("member:8") is True
     # then
-    assert decoded(mail).customer_email == ""
-    assert decoded(mail).tracking_number == "T1"
-    assert decoded(place).shipping_address == ERASED_ADDRESS
-    assert decoded(place).customer_id == 7
-    assert decoded(other).customer_email == EMAIL  # another customer's data is untouched
-    assert not SubjectKey.objects.filter(subject="customer:8").exists()
-    assert personal.forget_subject("customer:8") is False  # forgetting twice is harmless
+    assert decoded(mail).email == ""
+    assert decoded(mail).plan == "C"
+    assert decoded(place).address == ERASED_POSTAL
+    assert decoded(place).member_no == 7
+    assert decoded(other).email == EMAIL  # another member's data is untouched
+    assert not SubjectKey.objects.filter(subject="member:8").exists()
+    assert personal.forget_subject("member:8") is False  # forgetting twice is harmless
 
 
 def test_a_subject_has_one_key_however_many_events_and_transactions():
     for _ in range(3):
         with transaction.atomic():
-            publish(shipped(uuid.uuid4()), subjects={"customer": "customer:10"})
-    assert SubjectKey.objects.filter(subject="customer:10").count() == 1
+            publish(emailed(uuid.uuid4()), subjects={"member": "member:10"})
+    assert SubjectKey.objects.filter(subject="member:10").count() == 1
 
 
 def test_an_event_with_personal_data_published_without_its_subject_is_refused_and_nothing_is_stored():
     before = OutboxEvent.objects.count()
     with (
-        pytest.raises(ValueError, match=r"personal data of customer: publish it with subjects=\{'customer': \.\.\.\}"),
+        pytest.raises(ValueError, match=r"personal data of member: publish it with subjects=\{'member': \.\.\.\}"),
         transaction.atomic(),
     ):
-        publish(shipped(uuid.uuid4()))
+        publish(emailed(uuid.uuid4()))
     assert OutboxEvent.objects.count() == before
 
 
 def test_a_sealed_value_altered_in_the_store_is_a_decode_error_naming_its_subject():
     with transaction.atomic():
-        row = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:11"})
+        row = publish(emailed(uuid.uuid4()), subjects={"member": "member:11"})
     row.refresh_from_db()
     tampered = dict(row.payload)
-    ciphertext = tampered["customer_email"]["ciphertext"]
-    tampered["customer_email"] = {"sealed_for": "customer:11", "ciphertext": ciphertext[:-6] + "AAAAAA"}
-    with pytest.raises(EventDecodeError, match=r"customer:11.*altered, or sealed under another key"):
+    ciphertext = tampered["email"]["ciphertext"]
+    tampered["email"] = {"sealed_for": "member:11", "ciphertext": ciphertext[:-6] + "AAAAAA"}
+    with pytest.raises(EventDecodeError, match=r"member:11.*altered, or sealed under another key"):
         registry.decode(row.type, row.version, tampered)
 
 
@@ -130,15 +123,15 @@ def test_sealing_outside_a_transaction_is_refused():
 
 @pytest.mark.parametrize(
     "spoiled",
-    [{"sealed_for": "customer:12", "ciphertext": "not fernet"}, {"sealed_for": "customer:12", "ciphertext": "é"}],
+    [{"sealed_for": "member:12", "ciphertext": "not fernet"}, {"sealed_for": "member:12", "ciphertext": "é"}],
     ids=["not a token", "not ascii"],
 )
 def test_a_spoiled_sealed_value_is_a_decode_error_not_a_crash(spoiled):
     with transaction.atomic():
-        row = publish(shipped(uuid.uuid4()), subjects={"customer": "customer:12"})
+        row = publish(emailed(uuid.uuid4()), subjects={"member": "member:12"})
     row.refresh_from_db()
-    with pytest.raises(EventDecodeError, match=r"customer:12"):
-        registry.decode(row.type, row.version, {**row.payload, "customer_email": spoiled})
+    with pytest.raises(EventDecodeError, match=r"member:12"):
+        registry.decode(row.type, row.version, {**row.payload, "email": spoiled})
     # a value only shaped like one is no sealed value: validation says what is wrong
-    with pytest.raises(EventDecodeError, match="customer_email"):
-        registry.decode(row.type, row.version, {**row.payload, "customer_email": {"sealed_for": 1, "ciphertext": 2}})
+    with pytest.raises(EventDecodeError, match="email"):
+        registry.decode(row.type, row.version, {**row.payload, "email": {"sealed_for": 1, "ciphertext": 2}})

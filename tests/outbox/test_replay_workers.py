@@ -3,7 +3,6 @@ queues and a worker on the replay queue (``probe.replay``), on the test's Postgr
 
 import os
 import signal
-import sys
 import time
 import uuid
 
@@ -16,7 +15,7 @@ from tests.outbox.probe.events import Pinged
 from tests.outbox.probe.models import Effect
 from tests.outbox.test_replay import NEW, OLD, TALLY, archived_history, deliveries_of_others, effect_counts
 from tests.support.commands import manage
-from tests.support.processes import ChildProcess, process_env, start_worker, wait_for
+from tests.support.processes import ChildProcess, manage_py, process_env, start_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.workers]
 
@@ -37,7 +36,7 @@ def replay_worker(live_outbox):
 
 
 def replay_in_the_background(*args: str) -> ChildProcess:
-    argv = [sys.executable, "manage.py", "outbox_replay", *args]
+    argv = [*manage_py(), "outbox_replay", *args]
     return ChildProcess("outbox_replay", argv, process_env())
 
 

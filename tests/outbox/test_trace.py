@@ -236,7 +236,20 @@ def test_an_event_nobody_subscribes_to_says_so():
     assert lines[2] == "  (no handler subscribed)"
 
 
-def test_an_unknown_id_exits_2_naming_what_it_looked_for():
+@pytest.fixture
+def an_order_resolver():
+    """The workflow resolvers as a project with orders registers them: one, named "order", whatever this one has."""
+    registered = workflow_resolvers.all()
+    for resolver in registered:
+        workflow_resolvers.remove(resolver.name)
+    workflow_resolvers.add("order", lambda ident: None)
+    yield
+    workflow_resolvers.remove("order")
+    for resolver in registered:
+        workflow_resolvers.add(resolver.name, resolver.resolve)
+
+
+def test_an_unknown_id_exits_2_naming_what_it_looked_for(an_order_resolver):
     with pytest.raises(CommandError) as refused:
         trace(str(uuid.UUID(int=7)))
     assert refused.value.returncode == 2
@@ -246,7 +259,7 @@ def test_an_unknown_id_exits_2_naming_what_it_looked_for():
     )
 
 
-def test_an_id_that_is_not_a_uuid_exits_2():
+def test_an_id_that_is_not_a_uuid_exits_2(an_order_resolver):
     with pytest.raises(CommandError) as refused:
         trace("order-42")
     assert refused.value.returncode == 2
@@ -265,10 +278,8 @@ def test_run_from_the_shell_a_trace_prints_and_an_unknown_id_exits_2_with_one_li
     assert (found.returncode, found.stderr) == (0, "")
     assert f"probe.Broke v1 #{flow.broke.id}" in found.stdout
     assert unknown.returncode == 2
-    assert unknown.stderr.splitlines() == [
-        f"CommandError: Nothing has the id {uuid.UUID(int=7)}: it is not the id of an event, a workflow "
-        "(its correlation id) or an order."
-    ]
+    [line] = unknown.stderr.splitlines()
+    assert line.startswith(f"CommandError: Nothing has the id {uuid.UUID(int=7)}: it is not the id of an event")
 
 
 # the admin

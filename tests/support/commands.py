@@ -1,15 +1,14 @@
 """``manage.py`` as an operator runs it: a process of its own on the test database, with its exit code and output."""
 
 import subprocess
-import sys
 
-from tests.support.processes import ROOT, process_env
+from tests.support.processes import ROOT, manage_py, process_env
 
 
 def manage(*args: str) -> subprocess.CompletedProcess:
     """Run ``python manage.py <args>`` on the test settings and database; it sees only committed rows."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120
+        [*manage_py(), *args], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120
     )
 
 
@@ -26,6 +25,6 @@ def publish_in_a_process(event: str, *, count: int = 1, **env: str) -> None:
         f"with transaction.atomic():\n    [publish({event}) for _ in range({count})]\n"
     )
     subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
+        [*manage_py(), "shell", "-c", code],
         cwd=ROOT, env=process_env(**env), check=True, timeout=60, capture_output=True,
     )  # fmt: skip

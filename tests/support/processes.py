@@ -3,7 +3,10 @@
 They run the project's own commands (``celery -A config worker``, ``celery -A
 config beat``, ``manage.py outbox_relay``) against the test database and the
 test Redis (or the ``broker_url`` given), so what a test proves is what
-production does. ``start_*`` waits until the process is ready; ``launch_*``
+production does. The project is the one the suite runs in: the shop's by
+default, or the one its settings name (``TEST_CELERY_APP``, ``TEST_MANAGE_PY``:
+the outbox's own, tests/outbox/project, runs ``celery -A tests.outbox.project``
+and its own ``manage.py``). ``start_*`` waits until the process is ready; ``launch_*``
 does not, so several start at once and :func:`wait_until_ready` waits for each
 (``tests/support/system.py`` starts the whole system so).
 """
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +53,23 @@ def wait_for(
         time.sleep(interval)
 
 
+def celery_app() -> str:
+    """The ``-A`` of the project's Celery app: ``config``, or the one the settings name."""
+    return getattr(settings, "TEST_CELERY_APP", "config")
+
+
+def manage_py() -> list[str]:
+    """The start of a ``manage.py`` command line of the project (its own script: errors name ``manage.py``)."""
+    return [sys.executable, getattr(settings, "TEST_MANAGE_PY", "manage.py")]
+
+
 def process_env(**overrides: str) -> dict[str, str]:
     """The environment of a child process: test settings, pointed at the test database."""
     db = connection.settings_dict
     url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),  # pytest's --ds
         "TEST_DATABASE_URL": url,
         "PYTHONUNBUFFERED": "1",
         "CELERY_SKIP_CHECKS": "1",
@@ -160,7 +174,7 @@ def launch_worker(
     """
     node = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     argv = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", str(concurrency),
+        sys.executable, "-m", "celery", "-A", celery_app(), "worker", "-Q", queues, "-c", str(concurrency),
         "-P", pool, "-n", node, "--loglevel", "INFO", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     worker_env = process_env(**role_env(broker_url, application_name), **env)
@@ -209,7 +223,7 @@ def launch_relay(
     *, poll_seconds: float = 0.05, broker_url: str = "", application_name: str = "", **env: str
 ) -> ChildProcess:
     """Start ``manage.py outbox_relay`` without waiting (see :func:`wait_until_ready`)."""
-    argv = [sys.executable, "manage.py", "outbox_relay", "--poll-seconds", str(poll_seconds)]
+    argv = [*manage_py(), "outbox_relay", "--poll-seconds", str(poll_seconds)]
     relay_env = process_env(**role_env(broker_url, application_name), **env)
     return ChildProcess(application_name or "relay", argv, relay_env, ready_when="outbox relay:")
 
@@ -222,7 +236,7 @@ def start_beat(*, broker_url: str = "", application_name: str = "", **env: str) 
 def launch_beat(*, broker_url: str = "", application_name: str = "", **env: str) -> ChildProcess:
     """Start ``celery beat`` without waiting, its schedule file in a folder of its own (not ``var/``)."""
     schedule = Path(tempfile.mkdtemp(prefix="beat-")) / "celerybeat-schedule"
-    argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-s", str(schedule), "--loglevel", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", celery_app(), "beat", "-s", str(schedule), "--loglevel", "INFO"]
     beat_env = process_env(**role_env(broker_url, application_name), **env)
     return ChildProcess(application_name or "beat", argv, beat_env, ready_when="beat: Starting...")
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from outbox import breaker
+from outbox import breaker, selectors
 from outbox.models import HandlerCircuit
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
 def _status(handler: str) -> HandlerCircuit:
     breaker.require_subscribed(handler)
-    return next(c for c in breaker.handler_circuits() if c.handler == handler)
+    return next(c for c in selectors.handler_circuits() if c.handler == handler)
 
 
 def _line(circuit: HandlerCircuit) -> str:

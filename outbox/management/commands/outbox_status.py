@@ -7,9 +7,8 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from outbox.breaker import handler_circuits
 from outbox.models import HandlerCircuit
-from outbox.selectors import HandlerStatus, handler_statuses
+from outbox.selectors import HandlerStatus, handler_circuits, handler_statuses
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}

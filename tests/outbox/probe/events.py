@@ -1,7 +1,10 @@
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+
 from outbox.events import DomainEvent, Money, upcaster
+from outbox.personal import Personal
 
 
 class Pinged(DomainEvent):
@@ -137,3 +140,29 @@ class Archived(DomainEvent):
 
     thing_id: UUID
     seq: int = 0
+
+
+class Postal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+
+
+ERASED_POSTAL = Postal.model_construct(name="", line1="", city="", postal_code="")
+
+
+class Enrolled(DomainEvent):
+    """A member's personal data in the log, sealed under the member's key (tests of outbox.personal)."""
+
+    event_type: ClassVar[str] = "probe.Enrolled"
+    aggregate_type: ClassVar[str] = "probe.Thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+
+    thing_id: UUID
+    member_no: int = 7
+    plan: str = "C"  # not personal: stays readable
+    email: Annotated[str, Personal("member")] = ""
+    address: Annotated[Postal | None, Personal("member", erased=ERASED_POSTAL)] = None
