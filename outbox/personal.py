@@ -200,7 +200,12 @@ def _keys(subjects: set[str], *, create: bool, using: str) -> dict[str, bytes]:
     if connections[using].vendor == "postgresql":
         with connections[using].cursor() as cursor:
             cursor.execute(_TAKE_KEYS, {"subjects": ordered, "keys": fresh})
-            return {subject: key.encode("ascii") for subject, key in cursor.fetchall()}
+            keys = {subject: key.encode("ascii") for subject, key in cursor.fetchall()}
+        if len(keys) < len(subjects):
+            # Another transaction inserted a key first: our insert waited for it to commit and skipped, but the
+            # statement's snapshot was older than that commit. A new statement (read committed) sees it.
+            keys |= _keys(subjects - keys.keys(), create=False, using=using)
+        return keys
     with transaction.atomic(using=using):
         for subject, key in zip(ordered, fresh, strict=True):
             _key_table().objects.using(using).get_or_create(

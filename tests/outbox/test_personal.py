@@ -1,6 +1,7 @@
 """Personal data in the log is sealed under its subject's key, and reads as erased once the key is destroyed."""
 
 import json
+import threading
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from outbox.events import EventDecodeError, registry
 from outbox.models import OutboxEvent, SubjectKey
 from outbox.publishing import publish
 from tests.outbox.probe.events import ERASED_POSTAL, Enrolled, Postal
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +137,49 @@ def test_a_spoiled_sealed_value_is_a_decode_error_not_a_crash(spoiled):
     # a value only shaped like one is no sealed value: validation says what is wrong
     with pytest.raises(EventDecodeError, match="email"):
         registry.decode(row.type, row.version, {**row.payload, "email": {"sealed_for": 1, "ciphertext": 2}})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_sealing_for_a_new_subject_at_once_share_the_key_the_first_committed():
+    """The second waits on the first's uncommitted key, then must read it, though its statement began before."""
+    sealed, errors = {}, []
+    first_sealed, commit_first = threading.Event(), threading.Event()
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                sealed["first"] = personal.seal_value("customer:race", "first's")
+                first_sealed.set()
+                commit_first.wait(timeout=30)
+        except Exception as exc:  # reported below, with the other thread's
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            with transaction.atomic():
+                sealed["second"] = personal.seal_value("customer:race", "second's")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_sealed.wait(timeout=30)
+    threads[1].start()
+    wait_for(lambda: _waiting_on_a_lock() >= 1, timeout=30, what="the second transaction to wait for the first's key")
+    commit_first.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert personal.open_value(sealed["first"]) == "first's"
+    assert personal.open_value(sealed["second"]) == "second's"
+    assert SubjectKey.objects.filter(subject="customer:race").count() == 1
+
+
+def _waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
