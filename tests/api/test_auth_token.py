@@ -1,7 +1,5 @@
 """POST /api/auth/token/ and how every protected route answers a missing or bad token."""
 
-import ipaddress
-import random
 import threading
 import time
 import uuid
@@ -9,12 +7,12 @@ import uuid
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.support.addresses import fresh_address
 from tests.support.users import PASSWORD, make_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -90,18 +88,9 @@ def test_a_field_of_the_wrong_type_is_named():
     assert response.json()["errors"] == {"username": ["Not a valid string."]}
 
 
-def fresh_address() -> str:
-    """A client address no other test uses (TEST-NET-1, never routed), with no throttle count yet."""
-    address = str(ipaddress.ip_address("192.0.2.0") + random.randrange(1, 255))
-    cache.delete(f"throttle_auth-token_{address}")
-    return address
-
-
 def test_password_guessing_is_throttled_per_client_address():
-    # given a low limit, and a client address no other test uses (TEST-NET-1, never routed)
-    address = str(ipaddress.ip_address("192.0.2.0") + random.randrange(1, 255))
-    cache.delete(f"throttle_auth-token_{address}")
-    client = APIClient(REMOTE_ADDR=address)
+    # given a low limit, and a client address no other test uses
+    client = APIClient(REMOTE_ADDR=fresh_address())
     with override_settings(API_TOKEN_RATE="2/minute"):
         # when
         answers = [client.post(TOKEN_URL, {"username": "sam", "password": "guess"}, format="json") for _ in range(3)]

@@ -1,7 +1,5 @@
 """Signing in to the shop and the admin, and resetting a password: each limited, saying when to come back."""
 
-import ipaddress
-import random
 import uuid
 
 import pytest
@@ -10,17 +8,13 @@ from django.core.cache import cache
 from django.test import Client, override_settings
 from django.test.html import parse_html
 
+from tests.support.addresses import fresh_address
 from tests.support.html import element, elements, errors_in, text
 from tests.support.users import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
 LOCKED_OUT = "Too many failed sign-ins for this account or from your address: try again in 15 minutes."
-
-
-def fresh_address() -> str:
-    """A client address no other test uses (TEST-NET-2, never routed)."""
-    return str(ipaddress.ip_address("198.51.100.0") + random.randrange(1, 255))
 
 
 def fresh_username() -> str:

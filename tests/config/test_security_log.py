@@ -2,11 +2,9 @@
 
 import contextlib
 import io
-import ipaddress
 import json
 import logging
 import os
-import random
 import subprocess
 import sys
 import uuid
@@ -18,6 +16,7 @@ from django.test import Client, override_settings
 from pythonjsonlogger.json import JsonFormatter
 from rest_framework.test import APIClient
 
+from tests.support.addresses import fresh_address
 from tests.support.processes import ROOT
 from tests.support.users import PASSWORD, make_user, token_client
 
@@ -39,10 +38,6 @@ def security_lines() -> Iterator[list[dict]]:
     finally:
         logger.removeHandler(handler)
         lines.extend(json.loads(line) for line in out.getvalue().splitlines())
-
-
-def fresh_address() -> str:
-    return str(ipaddress.ip_address("203.0.113.0") + random.randrange(1, 255))
 
 
 def test_a_failed_api_sign_in_is_one_line_with_request_id_username_tried_address_and_path():
