@@ -289,6 +289,10 @@ TEMPLATES = [
 # smtp+tls://..., filemail:///path. https://django-environ.readthedocs.io
 vars().update(email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.example>")
+# Where customers reach the shop: customer mail links to their order page under it (workers have no request).
+SHOP_BASE_URL = _checked_url(
+    "SHOP_BASE_URL", "http://127.0.0.1:8000", ("http", "https"), "https://shop.example.com"
+).rstrip("/")
 # Seconds an SMTP connection, greeting or reply may take before the send fails
 # (and is retried by the sweeper): a hanging mail server never blocks a worker.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#email-timeout
