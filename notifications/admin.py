@@ -26,5 +26,6 @@ class NotificationAdmin(ReadOnlyAdmin):
         "sent_at",
         "subject",
         "body",
+        "html_body",
     )
     readonly_fields = fields

@@ -1,8 +1,9 @@
 """The notifications context's subscriptions: mail the customer about their order."""
 
 from customers.events import CustomerForgotten
-from orders.events import OrderCancelled, OrderConfirmed, OrderShipped
-from outbox.events import Envelope
+from orders import customer_orders
+from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderShipped
+from outbox.events import Envelope, Money
 from outbox.subscriptions import Subscription
 
 from . import messages
@@ -13,15 +14,27 @@ Kind = Notification.Kind
 
 
 def mail_order_confirmed(event: OrderConfirmed, envelope: Envelope) -> None:
-    _send(envelope, Kind.ORDER_CONFIRMED, event.order_id, event.customer_email, messages.order_confirmed(event))
+    lines = event.lines or _contents_of(event.order_id)[0]  # a v1 event carries no lines
+    message = messages.order_confirmed(event, confirmed_at=envelope.occurred_at, lines=lines)
+    _send(envelope, Kind.ORDER_CONFIRMED, event.order_id, event.customer_email, message)
 
 
 def mail_order_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
-    _send(envelope, Kind.ORDER_CANCELLED, event.order_id, event.customer_email, messages.order_cancelled(event))
+    lines, _ = _contents_of(event.order_id)
+    message = messages.order_cancelled(event, cancelled_at=envelope.occurred_at, lines=lines)
+    _send(envelope, Kind.ORDER_CANCELLED, event.order_id, event.customer_email, message)
 
 
 def mail_order_shipped(event: OrderShipped, envelope: Envelope) -> None:
-    _send(envelope, Kind.ORDER_SHIPPED, event.order_id, event.customer_email, messages.order_shipped(event))
+    lines, total = _contents_of(event.order_id)
+    message = messages.order_shipped(event, shipped_at=envelope.occurred_at, lines=lines, total=total)
+    _send(envelope, Kind.ORDER_SHIPPED, event.order_id, event.customer_email, message)
+
+
+def _contents_of(order_id) -> tuple[tuple[OrderLine, ...], Money | None]:
+    """The order's lines and total, read from orders (its published read module); none if there is no such order."""
+    contents = customer_orders.order_contents(order_id=order_id)
+    return (contents.lines, contents.total) if contents is not None else ((), None)
 
 
 def _send(envelope: Envelope, kind: str, order_id, recipient: str, message: messages.Message) -> None:

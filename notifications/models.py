@@ -32,7 +32,8 @@ class Notification(models.Model):
     order_id = models.UUIDField(db_index=True)
     recipient = models.EmailField(blank=True, default="")
     subject = models.CharField(max_length=300)
-    body = models.TextField()
+    body = models.TextField()  # the text part, as sent
+    html_body = models.TextField(blank=True, default="")  # its HTML alternative, as sent; none on older rows
     message_id = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

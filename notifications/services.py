@@ -19,7 +19,7 @@ from functools import partial
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, QuerySet, Value
 from django.db.models.functions import Now
@@ -50,6 +50,7 @@ def notification_create(*, event_id: UUID, kind: str, order_id: UUID, recipient:
         recipient=recipient,
         subject=message.subject,
         body=message.body,
+        html_body=message.html,
         message_id=messages.message_id(kind=kind, event_id=event_id, domain=message_id_domain()),
         status=Status.PENDING if recipient else Status.SKIPPED,
         next_attempt_at=_db_now_plus(settings.NOTIFICATIONS_SEND_GRACE_SECONDS) if recipient else None,
@@ -116,11 +117,15 @@ def _deliver(notification: Notification) -> Notification:
     return notification
 
 
-def _email(notification: Notification) -> EmailMessage:
+def _email(notification: Notification) -> EmailMultiAlternatives:
+    """The stored text body, with the stored HTML as its alternative (rows older than the HTML part have none)."""
     headers = {"Message-ID": notification.message_id, "X-Order-ID": str(notification.order_id)}
-    return EmailMessage(
+    email = EmailMultiAlternatives(
         notification.subject, notification.body, settings.DEFAULT_FROM_EMAIL, [notification.recipient], headers=headers
     )
+    if notification.html_body:
+        email.attach_alternative(notification.html_body, "text/html")
+    return email
 
 
 def _record_failure(notification: Notification, error: str) -> None:
@@ -159,7 +164,8 @@ def _send_after_commit(notification_id: UUID) -> None:
 
 @transaction.atomic
 def notifications_forget_customer(*, order_ids: list[UUID]) -> int:
-    """Erase the customer's address from the mail kept of their orders; what was not sent yet never will be."""
+    """Erase the customer's address and the bodies (which greet them by name and show where their parcel went)
+    from the mail kept of their orders; what was not sent yet never will be. The subject, kind and dates stay."""
     rows = Notification.objects.filter(order_id__in=order_ids)
     rows.filter(status=Notification.Status.PENDING).update(status=Notification.Status.SKIPPED, next_attempt_at=None)
-    return rows.update(recipient="", last_error="")
+    return rows.update(recipient="", last_error="", body="", html_body="")

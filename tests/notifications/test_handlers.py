@@ -7,15 +7,17 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
+from customers.events import CustomerForgotten
 from notifications import handlers
 from notifications.models import Notification
-from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderShipped
+from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderShipped, ShippingAddress
 from outbox.events import Money
-from tests.factories import envelope_for, handle
+from tests.factories import envelope_for, handle, make_product, place_order
 
 pytestmark = pytest.mark.django_db
 
 EUR = "EUR"
+ADDRESS = ShippingAddress(name="Ada Lovelace", line1="1 Analytical Row", city="London", postal_code="N1", country="GB")
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def test_a_shipped_mail_gives_the_tracking_number(committed):
     committed(handlers.mail_order_shipped, event)
     [message] = mail.outbox
     assert "Tracking number: SBX000000000007" in message.body
-    assert "Wednesday 09 January 2030" in message.body
+    assert "Estimated delivery: Wednesday, Jan. 9, 2030" in message.body
 
 
 def test_a_customer_without_an_address_is_recorded_as_skipped_and_not_mailed(committed):
@@ -138,3 +140,60 @@ def test_the_message_id_domain_can_be_set(committed, settings):
     # then
     [message] = mail.outbox
     assert message.message()["Message-ID"] == f"<order_confirmed.{envelope.event_id}@mail.shop.example>"
+
+
+def test_the_mail_has_an_html_alternative_linking_to_the_order_and_the_row_keeps_both_parts(committed, settings):
+    # given
+    settings.SHOP_BASE_URL = "https://shop.example.com"
+    event = confirmed()
+    # when
+    committed(handlers.mail_order_confirmed, event)
+    # then
+    [message] = mail.outbox
+    [(html, mimetype)] = message.alternatives
+    link = f"https://shop.example.com/orders/{event.order_id}/"
+    assert mimetype == "text/html"
+    assert f'href="{link}"' in html
+    assert "25.80 EUR" in html
+    assert f"Your order: {link}" in message.body
+    notification = Notification.objects.get(order_id=event.order_id)
+    assert (notification.body, notification.html_body) == (message.body, html)
+
+
+def test_the_shipped_and_cancelled_mails_list_the_orders_lines_read_from_orders(committed):
+    # given a real order (the events of shipping and cancelling carry no lines)
+    order = place_order(lines=[(make_product(price="7.25"), 3)])
+    name = order.lines.get().name
+    shipped = OrderShipped(
+        order_id=order.id,
+        carrier="Sandbox Parcel",
+        tracking_number="SBX1",
+        estimated_delivery=dt.date(2030, 1, 9),
+        customer_email="ada@example.com",
+    )
+    cancelled = OrderCancelled(
+        order_id=order.id, code="customer", reason="Asked", refund_due=False, total=Money(amount=1, currency=EUR)
+    )
+    # when
+    committed(handlers.mail_order_shipped, shipped)
+    committed(handlers.mail_order_cancelled, cancelled)
+    # then
+    [shipped_mail] = mail.outbox
+    assert f"3 x {name} ({order.lines.get().sku}) at 7.25 EUR: 21.75 EUR" in shipped_mail.body
+    assert "Total: 21.75 EUR" in shipped_mail.body
+    cancelled_row = Notification.objects.get(order_id=order.id, kind="order_cancelled")
+    assert f"3 x {name}" in cancelled_row.body
+    assert "21.75 EUR" in cancelled_row.html_body
+
+
+def test_forgetting_the_customer_erases_the_address_and_the_bodies_of_their_mail(committed):
+    # given a sent confirmation that greets the customer by name and shows their address
+    event = confirmed().model_copy(update={"shipping_address": ADDRESS})
+    committed(handlers.mail_order_confirmed, event)
+    assert "Ada Lovelace" in Notification.objects.get(order_id=event.order_id).body
+    # when
+    handle(handlers.forget_customer, CustomerForgotten(customer_id=1, order_ids=(event.order_id,)))
+    # then
+    notification = Notification.objects.get(order_id=event.order_id)
+    assert (notification.recipient, notification.body, notification.html_body) == ("", "", "")
+    assert (notification.status, notification.subject) == ("sent", mail.outbox[0].subject)

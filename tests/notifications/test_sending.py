@@ -62,6 +62,28 @@ def test_the_mail_leaves_only_once_the_handlers_transaction_commits(sink):
     assert "1 x Tea (TEA) at 4.50 EUR" in received.body
 
 
+@pytest.mark.django_db
+def test_the_server_receives_the_text_and_its_html_alternative_as_the_row_keeps_them_after_a_retry(sink, settings):
+    # given a notification whose first send fails
+    settings.SHOP_BASE_URL = "https://shop.example.com"
+    event = confirmed()
+    with transaction.atomic():
+        handlers.mail_order_confirmed(event, envelope_for(event))
+    notification = Notification.objects.get(order_id=event.order_id)
+    sink.down()
+    services.notification_send(notification_id=notification.id)
+    # when it is sent again
+    sink.up()
+    services.notification_send(notification_id=notification.id)
+    # then the server has one multipart/alternative message, both parts as rendered when the row was committed
+    [received] = sink.received
+    assert received.message.get_content_type() == "multipart/alternative"
+    html = received.message.get_body(preferencelist=("html",)).get_content()
+    assert f'href="https://shop.example.com/orders/{event.order_id}/"' in html
+    on_the_wire = (received.body.replace("\r\n", "\n"), html.replace("\r\n", "\n"))
+    assert on_the_wire == (notification.body, notification.html_body)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_handler_whose_transaction_rolls_back_mails_nobody(sink):
     # given
