@@ -128,7 +128,7 @@ class CachedProbe:
 
 class MigrationsProbe(CachedProbe):
     """Pending migrations, probed at most every ``HEALTHZ_BROKER_CACHE_SECONDS``: reading them loads every
-    migration file (about 0.1 s). Once none is pending the answer stays: this process's code gains none."""
+    migration file (10-80 ms). Once none is pending the answer stays: this process's code gains none."""
 
     def __call__(self) -> str:
         answer = super().__call__()
