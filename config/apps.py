@@ -16,7 +16,9 @@ class ProjectConfig(AppConfig):
 
         from . import checks, roles, security  # noqa: F401  (register the system checks; the security log's receivers)
         from .api.auth import revoke_token_on_password_change
+        from .metrics import install as install_metrics
 
+        install_metrics()  # database, cache (and the relay's endpoint) metrics in every process
         pre_save.connect(revoke_token_on_password_change, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke-token")
         # Sent once per app with models (this one has none): once for auth, the groups' own app, is enough.
         auth = self.apps.get_app_config("auth")

@@ -10,7 +10,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import beat_init, worker_init, worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
@@ -44,3 +44,12 @@ def _refuse_an_unsafe_deployment(**kwargs) -> None:
     if refusal := startup_refusal():
         print(f"refusing to start:\n{refusal}", file=sys.stderr)
         raise SystemExit(2)
+
+
+@worker_ready.connect(weak=False)
+def _serve_this_hosts_metrics(**kwargs) -> None:
+    """With ``METRICS_PORT``, the worker's main process serves its host's metrics folder, its pool children's figures
+    included (config/metrics.py); started once the pool is up."""
+    from config import metrics
+
+    metrics.serve_this_host("worker")

@@ -16,6 +16,7 @@ admin.site.login_form = AdminSignInForm
 urlpatterns = [
     path("", inventory_views.catalogue, name="home"),  # the shop's front page: the catalogue
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Throttled sign-in and password reset (config/accounts.py); the rest of Django's account pages as they are.

@@ -243,6 +243,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",  # first: times and counts every request, by view (config/metrics.py)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -552,8 +553,15 @@ OUTBOX_API_ERROR_RESPONSES = "config.api.schema.error_responses"
 # Bearer <token>"; without, it answers only requests from this host's loopback
 # that came through no proxy, outside production (which requires the token).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-# GET /healthz reuses its broker probe (a connection opened) for this long in each web process.
+# A Celery worker's main process and the relay (manage.py outbox_relay) serve their host's metrics folder
+# at http://METRICS_ADDRESS:METRICS_PORT/metrics, for hosts without a web process (0: off). One port per
+# host: its processes share the folder, and a process that finds the port taken goes on without serving.
+# The scrape network must be private, or METRICS_ADDRESS loopback; METRICS_TOKEN, when set, is asked for.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_ADDRESS = env("METRICS_ADDRESS", default="127.0.0.1")
+# GET /healthz and /readyz reuse their broker probe (a connection opened) for this long in each web process.
 HEALTHZ_BROKER_CACHE_SECONDS = env.float("HEALTHZ_BROKER_CACHE_SECONDS", default=5.0)
+# ... and /readyz its pending-migrations answer while some are pending (once none is, it stays so).
 # Counters and histograms recorded by workers and the relay reach the web
 # process's /metrics through files in this folder (prometheus_client's
 # multiprocess mode). Every process of one host must share it, and it must be

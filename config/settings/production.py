@@ -35,9 +35,9 @@ if NUM_PROXIES > 0:
     # any client could send the header and pass plain HTTP for HTTPS (config/checks.py, project.E005).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-# Load balancers probe /healthz over plain HTTP and read a redirect as a failure; its answer is "ok" or
-# "fail" per part, nothing secret. /metrics is not exempt: the scraper's bearer token goes over HTTPS only.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe /healthz and /readyz over plain HTTP and read a redirect as a failure; their answer is
+# "ok" or "fail" per part, nothing secret. /metrics is not exempt: the scraper's bearer token goes over HTTPS only.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

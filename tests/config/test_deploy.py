@@ -2,7 +2,7 @@
 
 ``manage.py check --deploy`` is clean for correct production settings and fails, naming the setting, for
 each unsafe one; the processes that run no system checks (gunicorn, Celery) refuse the same settings; the
-entry points default to production; the HTTPS redirect spares only /healthz and trusts
+entry points default to production; the HTTPS redirect spares only /healthz and /readyz and trusts
 ``X-Forwarded-Proto`` only from a declared proxy.
 """
 
@@ -273,8 +273,9 @@ def test_without_a_declared_proxy_plain_http_is_redirected_whatever_the_client_s
     # a client's own X-Forwarded-Proto is not believed
     assert _get(port, "/metrics", **{"X-Forwarded-Proto": "https"}).status == 301
     assert _get(port, "/api/orders/", **{"X-Forwarded-Proto": "https"}).status == 301
-    # /healthz is exempt, for load balancers probing over plain HTTP
+    # /healthz and /readyz are exempt, for load balancers probing over plain HTTP
     assert _get(port, "/healthz").status == 200
+    assert _get(port, "/readyz").status == 200
 
 
 def test_behind_a_declared_proxy_its_forwarded_proto_is_believed(serve):

@@ -14,6 +14,7 @@ from outbox.metrics import CIRCUIT_STATES, exposition
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "prometheus" / "outbox-alerts.yml"
 RULE_TESTS = Path(__file__).with_name("outbox-alerts.test.yml")
+SCRAPE = ROOT / "docs" / "prometheus" / "scrape.yml"
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess:
@@ -46,3 +47,14 @@ def test_the_rules_speak_only_of_metrics_and_states_that_metrics_exposes():
     assert used <= exposed, used - exposed
     assert states
     assert states <= set(CIRCUIT_STATES)
+
+
+def test_the_scrape_configuration_is_a_valid_prometheus_configuration(tmp_path):
+    # given it beside the rules and a token file, as it would be installed
+    for source in (SCRAPE, RULES):
+        shutil.copy(source, tmp_path / source.name)
+    (tmp_path / "shop-metrics-token").write_text("a-scrape-token\n")
+    # then
+    result = _promtool("check", "config", str(tmp_path / SCRAPE.name))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

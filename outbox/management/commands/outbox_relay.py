@@ -18,6 +18,7 @@ import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connection
+from django.dispatch import Signal
 
 from outbox.relay import relay_pass
 
@@ -29,6 +30,9 @@ COALESCE_FROM = 5
 # Polling less often than this leaves retries and expired leases to beat's sweep alone.
 MAX_POLL_SECONDS = 3600
 logger = logging.getLogger(__name__)
+# Sent (sender: the command class) as a long-running relay starts, before it says it is ready: a project
+# connects what it runs beside the relay, e.g. an endpoint serving the host's metrics.
+relay_started = Signal()
 
 
 class Command(BaseCommand):
@@ -53,6 +57,7 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: stop.set())
         listens = connection.vendor == "postgresql"
         listener = _listen() if listens else None
+        relay_started.send(sender=type(self))
         self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listens else 'polling'}, poll every {poll_seconds}s")
         last_sweep, woken_for = 0.0, set()
         try:
