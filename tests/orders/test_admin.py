@@ -91,7 +91,7 @@ def test_the_timeline_is_a_table_of_real_markup_and_the_address_is_its_lines(adm
     # and the address is its lines, not the stored JSON
     assert (
         '<address class="shipping-address"><span class="line">Ada Lovelace</span>'
-        "<span class=\"line\">12 St James&#x27;s Square</span>"
+        '<span class="line">12 St James&#x27;s Square</span>'
     ) in page
     assert '<span class="line">SW1Y 4JH London</span><span class="line">GB</span></address>' in page
     assert '"line1"' not in page and "&quot;line1&quot;" not in page
