@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from tests.support.processes import ROOT
 from tests.support.web import WebServer, start_web
@@ -118,8 +118,15 @@ def readme_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     """The README's picture ``docs/images/<name>.png``, of the page as it is now."""
     README_IMAGES.mkdir(parents=True, exist_ok=True)
     path = README_IMAGES / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # a window-sized picture is of the page's top
     page.screenshot(path=path, full_page=full_page, animations="disabled", caret="hide")
     return path
+
+
+def hide_admin_sidebar(page: Page) -> None:
+    """Fold the admin's navigation away (it stays folded in this context), so a picture has room for the page."""
+    page.locator("#toggle-nav-sidebar").click()
+    expect(page.locator("#nav-sidebar")).to_be_hidden()
 
 
 def sign_in_to_admin(page: Page, username: str, password: str) -> None:

@@ -16,7 +16,7 @@ from inventory.demo import seed_catalogue
 from orders.models import Order
 from orders.selectors import order_is_settled
 from orders.views import REFRESH_SECONDS
-from tests.e2e.conftest import DESKTOP, readme_screenshot, sign_in_to_admin
+from tests.e2e.conftest import DESKTOP, hide_admin_sidebar, readme_screenshot, sign_in_to_admin
 from tests.support.processes import wait_for
 from tests.support.users import PASSWORD, make_user
 
@@ -55,10 +55,11 @@ def sign_in(page: Page, username: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def fits_a_phone(page: Page) -> bool:
+def fits_a_phone(page: Page, screenshot, label: str) -> bool:
     """At a phone's width, the page is no wider than the screen (wide tables scroll in their own box)."""
     page.set_viewport_size(PHONE)
     try:
+        screenshot(page, f"{label}-on-a-phone")
         return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         page.set_viewport_size(DESKTOP)
@@ -80,7 +81,7 @@ def test_a_visitor_browses_then_signs_in_orders_two_products_and_watches_them_sh
     expect(page.locator("#products tr", has_text="LAPTOP-14")).to_contain_text("5")
     # styled by the shop's own stylesheet, and readable on a phone
     expect(page.locator(".site-header")).to_have_css("background-color", "rgb(31, 35, 40)")
-    assert fits_a_phone(page)
+    assert fits_a_phone(page, screenshot, "shop")
     readme_screenshot(page, "shop")
 
     # when she orders mugs, she is asked to sign in first, and comes back to the order form for them
@@ -141,7 +142,7 @@ def test_a_visitor_browses_then_signs_in_orders_two_products_and_watches_them_sh
     expect(confirmed).to_contain_text("inventory: inventory.reserve_stock done")
     expect(page.locator("#timeline .deliveries li:not(.done):not(.help)")).to_have_count(0)
     expect(page.locator("#order-final")).to_have_count(0)
-    assert fits_a_phone(page)
+    assert fits_a_phone(page, screenshot, "order")
     readme_screenshot(page, "order")
 
     # when a member of staff who may view orders opens it in the admin
@@ -158,6 +159,5 @@ def test_a_visitor_browses_then_signs_in_orders_two_products_and_watches_them_sh
     expect(admin.locator("address.shipping-address .line")).to_have_text(
         ["Carol Customer", "7 Market Street", "LS1 6DT Leeds", "GB"]
     )
-    admin.locator("#toggle-nav-sidebar").click()  # the picture has room for the table
-    expect(admin.locator("#nav-sidebar")).to_be_hidden()
+    hide_admin_sidebar(admin)
     readme_screenshot(admin, "admin-order")

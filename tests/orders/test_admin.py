@@ -94,7 +94,8 @@ def test_the_timeline_is_a_table_of_real_markup_and_the_address_is_its_lines(adm
         '<span class="line">12 St James&#x27;s Square</span>'
     ) in page
     assert '<span class="line">SW1Y 4JH London</span><span class="line">GB</span></address>' in page
-    assert '"line1"' not in page and "&quot;line1&quot;" not in page
+    assert '"line1"' not in page
+    assert "&quot;line1&quot;" not in page
 
 
 def test_the_address_lines_are_escaped(admin_client):
