@@ -1,4 +1,7 @@
-"""The shop's catalogue page: the front page, every product with its price and the units available now."""
+"""The shop's catalogue page: the front page, every product with its price and the units available now.
+
+Anyone may look, signed in or not; ordering (``orders:new``) asks a visitor to sign in first.
+"""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,6 +12,6 @@ from .catalogue import catalogue_products
 
 @require_safe
 def catalogue(request: HttpRequest) -> HttpResponse:
-    """The front page: the catalogue with prices and availability, for a signed-in customer."""
-    products = catalogue_products() if request.user.is_authenticated else []
+    """The front page: the catalogue with prices and availability, for anyone."""
+    products = catalogue_products()
     return render(request, "inventory/catalogue.html", {"products": products})

@@ -61,7 +61,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "inventory_status",
         "total_amount",
         "currency",
-        "shipping_address",
+        "shipping_to",
         "correlation_id",
         "cancel_code",
         "cancel_reason",
@@ -75,7 +75,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "timeline",
         "trace",
     )
-    exclude = ("payment_token",)
+    exclude = ("payment_token", "shipping_address")  # the address shows as its lines (shipping_to)
     inlines = [OrderLineInline, OrderSagaInline]
     actions = ["cancel_orders"]
 
@@ -86,6 +86,11 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.display(description="stock")
     def inventory_status(self, obj: Order) -> str:
         return selectors.order_inventory_status(order=obj)
+
+    @admin.display(description="shipping address")
+    def shipping_to(self, obj: Order) -> str:
+        """The address as it goes on the parcel, a line each (the stored JSON, read)."""
+        return _address_lines(obj.shipping_address)
 
     @admin.display(description="events (in causal order, with the handlers each was delivered to)")
     def timeline(self, obj: Order) -> str:
@@ -159,22 +164,39 @@ def _event_cells(entry: selectors.TimelineEntry) -> str:
     )
 
 
+def _address_lines(address: dict | None) -> str:
+    """``{"name": ..., "line1": ..., "city": ...}`` as the lines of an address; each value escaped."""
+    if not address:
+        return "-"
+    place = " ".join(str(address[key]) for key in ("postal_code", "city") if address.get(key))
+    lines = [address.get("name"), address.get("line1"), address.get("line2"), place, address.get("country")]
+    return format_html(
+        '<address class="shipping-address">{}</address>',
+        format_html_join("", '<span class="line">{}</span>', ((line,) for line in lines if line)),
+    )
+
+
 def _deliveries(deliveries: list[Delivery], holds: dict[int, Delivery]) -> str:
+    """A list, a delivery an item. (Not joined with "<br>": format_html_join escapes its separator.)"""
     if not deliveries:
         return "-"
-    return format_html_join(
-        "<br>",
-        '<a href="{}">{}</a>: {} ({} attempt{}){}',
-        (
+    return format_html(
+        '<ul class="deliveries">{}</ul>',
+        format_html_join(
+            "",
+            '<li class="{}"><a href="{}">{}</a>: {} ({} attempt{}){}</li>',
             (
-                reverse("admin:outbox_delivery_change", args=[d.id]),
-                d.handler,
-                d.status,
-                d.attempts,
-                "" if d.attempts == 1 else "s",
-                _held(holds.get(d.id)),
-            )
-            for d in deliveries
+                (
+                    d.status,
+                    reverse("admin:outbox_delivery_change", args=[d.id]),
+                    d.handler,
+                    d.status,
+                    d.attempts,
+                    "" if d.attempts == 1 else "s",
+                    _held(holds.get(d.id)),
+                )
+                for d in deliveries
+            ),
         ),
     )
 

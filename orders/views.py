@@ -27,7 +27,7 @@ from .forms import CancelForm, OrderForm, OrderLineFormSet
 from .models import InvalidOrder, InvalidOrderTransition, Order, OrderForbidden
 from .selectors import InventoryStatus, PaymentStatus
 
-REFRESH_SECONDS = 2  # how often an order page in flight refreshes itself
+REFRESH_SECONDS = 2  # how often an order page in flight refreshes itself (until the order is final)
 ORDERS_PER_PAGE = 20  # "Your orders", a page
 
 
@@ -158,6 +158,9 @@ def _order_page(request: HttpRequest, order: Order, *, cancel_form: CancelForm |
         "shipment": selectors.order_shipment(order=order),
         "timeline": timeline,
         "settled": settled,
+        # The page follows the order while something may still change its status: not a draft (which waits
+        # for its customer), not once shipped or cancelled. Follow-ups after that (a refund, a mail) show on reload.
+        "following": not settled and not order.is_final,
         "version": f"{order.status}:{payment}:{stock}:{len(timeline)}:{progress}",
         "refresh_seconds": REFRESH_SECONDS,
         "may_confirm": order.is_confirmable and selectors.user_may_confirm(user=request.user, order=order),

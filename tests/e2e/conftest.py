@@ -1,11 +1,19 @@
-"""Browser tests: Debian's Chromium, driven by Playwright, against a real web server.
+"""Browser tests: Debian's Chromium, driven by pytest-playwright, against a real web server.
 
 The server is gunicorn running the project's WSGI app on the test database
 (:func:`tests.support.web.start_web`), so tests must be
 ``django_db(transaction=True)``: what they write is committed and seen by
-the server and by the workers of ``live_outbox``. Every test's final page
-is saved as ``test-artifacts/<test name>.png``; :func:`screenshot` saves
-others along the way.
+the server and by the workers of ``live_outbox``. pytest-playwright gives
+the ``browser``, ``context`` and ``page`` (a fresh context a test, no
+cookies, ``base_url`` the server's); this file only says which Chromium to
+launch and how big a window. On a failure it keeps a screenshot and a trace
+under ``test-artifacts/`` (``--screenshot only-on-failure --tracing
+retain-on-failure --output test-artifacts`` in pyproject's addopts; open a
+trace with ``playwright show-trace``).
+
+The tests also take the README's screenshots (:func:`readme_screenshot`,
+``docs/images/``) every time they run, so the pictures are always of the
+current pages.
 
 The server lives for the session. Django's flush between transactional
 tests recreates content types under new ids, which the server's
@@ -19,15 +27,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from tests.support.processes import ROOT
 from tests.support.web import WebServer, start_web
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = ROOT / "test-artifacts"
+README_IMAGES = ROOT / "docs" / "images"
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's ordering (database tests first)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests after every other test of the session (see :func:`playwright`)."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: otherwise as collected
 
 
 @pytest.fixture(scope="session")
@@ -39,58 +55,78 @@ def web_server(django_db_setup, django_db_blocker) -> Iterator[WebServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(web_server: WebServer) -> Iterator[Browser]:
-    """Chromium for one test module.
+@pytest.fixture(scope="session")
+def base_url(web_server: WebServer) -> str:
+    """pytest-playwright opens every context on this server: ``page.goto("/orders/")``."""
+    return web_server.url
 
-    Playwright's sync API keeps an event loop running in this thread while it
-    is open, and Django refuses ORM calls when it sees one ("you cannot call
-    this from an async context"), though the tests' calls are plain
-    synchronous code. So the check is off while, and only while, a browser is
-    open; the module scope closes it before other tests run.
-    """
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Debian's Chromium (apt-get install chromium), never a browser downloaded by ``playwright install``."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)", pytrace=False)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "viewport": DESKTOP}
+
+
+@pytest.fixture(scope="session")
+def playwright(playwright: Playwright) -> Iterator[Playwright]:
+    """pytest-playwright's Playwright, with Django's async-safety check off while it runs.
+
+    Playwright's sync API keeps an event loop running in this thread while it
+    is started, and Django refuses ORM calls when it sees one ("you cannot
+    call this from an async context"), though the tests' calls are plain
+    synchronous code. pytest-playwright starts it once for the session, so
+    the check is off from the first browser test on; the browser tests run
+    last (:func:`pytest_collection_modifyitems`), so no other test runs
+    without it.
+    """
     previous = os.environ.get(ASYNC_UNSAFE)
     os.environ[ASYNC_UNSAFE] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            del os.environ[ASYNC_UNSAFE]
-        else:
-            os.environ[ASYNC_UNSAFE] = previous
+    yield playwright
+    if previous is None:
+        del os.environ[ASYNC_UNSAFE]
+    else:
+        os.environ[ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture
-def page(browser: Browser, web_server: WebServer, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context (no cookies) on the web server; its last page is saved as a screenshot."""
-    context = browser.new_context(base_url=web_server.url, viewport={"width": 1280, "height": 900})
+def context(context: BrowserContext) -> BrowserContext:
     context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    save_screenshot(page, request.node.name)
-    context.close()
+    return context
 
 
 @pytest.fixture
 def screenshot(request: pytest.FixtureRequest):
-    """``screenshot(page, "dead-letter-list")`` -> ``test-artifacts/<test name>--dead-letter-list.png``."""
+    """``screenshot(page, "order-form")`` -> ``test-artifacts/<test name>--order-form.png``, a step along the way."""
 
     def take(page: Page, label: str) -> Path:
-        return save_screenshot(page, f"{request.node.name}--{label}")
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', request.node.name)}--{label}.png"
+        page.screenshot(path=path, full_page=True)
+        return path
 
     return take
 
 
-def save_screenshot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
-    page.screenshot(path=path, full_page=True)
+def readme_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """The README's picture ``docs/images/<name>.png``, of the page as it is now."""
+    README_IMAGES.mkdir(parents=True, exist_ok=True)
+    path = README_IMAGES / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # a window-sized picture is of the page's top
+    page.screenshot(path=path, full_page=full_page, animations="disabled", caret="hide")
     return path
+
+
+def hide_admin_sidebar(page: Page) -> None:
+    """Fold the admin's navigation away (it stays folded in this context), so a picture has room for the page."""
+    page.locator("#toggle-nav-sidebar").click()
+    expect(page.locator("#nav-sidebar")).to_be_hidden()
 
 
 def sign_in_to_admin(page: Page, username: str, password: str) -> None:

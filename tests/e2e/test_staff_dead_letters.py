@@ -1,4 +1,7 @@
-"""A staff user mends and retries dead deliveries from the admin, one, or a group by cause, in a real browser."""
+"""A staff user mends and retries dead deliveries from the admin, one, or a group by cause, in a real browser.
+
+The tests take the README's pictures of the dead-letter list, the list after a retry, and the groups by cause.
+"""
 
 import re
 import uuid
@@ -9,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from outbox.models import Delivery
 from outbox.publishing import publish
-from tests.e2e.conftest import save_screenshot, sign_in_to_admin
+from tests.e2e.conftest import hide_admin_sidebar, readme_screenshot, sign_in_to_admin
 from tests.outbox.probe.events import Broke, Jammed
 from tests.outbox.probe.models import Switch
 from tests.support.processes import wait_for
@@ -25,7 +28,7 @@ def wait_for_status(delivery_id: int, status: str, live_outbox) -> Delivery:
         raise AssertionError(f"delivery {delivery_id} never {status}: {failure}\n{live_outbox.logs()}") from None
 
 
-def test_staff_retry_a_dead_delivery_from_the_admin_once_its_cause_is_mended(page: Page, live_outbox, screenshot):
+def test_staff_retry_a_dead_delivery_from_the_admin_once_its_cause_is_mended(page: Page, live_outbox):
     # given a handler that is broken, and an event it failed on until its delivery died (3 attempts)
     Switch.objects.create(name="broken", on=True)
     with transaction.atomic():
@@ -44,7 +47,8 @@ def test_staff_retry_a_dead_delivery_from_the_admin_once_its_cause_is_mended(pag
     expect(row).to_have_count(1)
     expect(row).to_contain_text("probe.Broke")
     expect(row).to_contain_text("the probe is broken")
-    screenshot(page, "dead-letter-list")
+    hide_admin_sidebar(page)
+    readme_screenshot(page, "dead-letter-list", full_page=False)
 
     # when the cause is mended, and she selects it and runs the Retry action
     Switch.objects.filter(name="broken").update(on=False)
@@ -54,7 +58,7 @@ def test_staff_retry_a_dead_delivery_from_the_admin_once_its_cause_is_mended(pag
     # then the admin confirms it, and the delivery leaves the dead-letter queue
     expect(page.locator(".messagelist")).to_contain_text("1 dead delivery sent round again")
     expect(page.locator("#result_list tbody tr", has_text="probe.breakable")).to_have_count(0)
-    screenshot(page, "retried")
+    readme_screenshot(page, "dead-letter-retried", full_page=False)
 
     # when the worker has run it again, she looks it up among the deliveries
     wait_for_status(delivery.id, "done", live_outbox)
@@ -91,7 +95,8 @@ def test_staff_see_dead_letters_grouped_by_cause_and_retry_a_group_a_few_first(p
     expect(groups.nth(1).locator("td.count")).to_have_text("2")
     groups.nth(0).locator("summary").click()
     expect(groups.nth(0).locator("details pre")).to_contain_text('raise RuntimeError(f"gear')
-    save_screenshot(page, "dead-letter-groups")
+    hide_admin_sidebar(page)
+    readme_screenshot(page, "dead-letter-groups")
 
     # when the cause is mended and she retries one of the gears first
     Switch.objects.filter(name="jammed").update(on=False)

@@ -31,11 +31,35 @@ def signed_in(db) -> Client:
     return client
 
 
-def test_the_front_page_asks_a_visitor_to_sign_in_and_lists_nothing(pen):
+def test_a_visitor_sees_the_products_and_prices_without_signing_in(pen, lamp):
+    # when someone who is not signed in opens the front page
     response = Client().get("/")
+    # then the catalogue is there, prices and availability included
     assert response.status_code == 200
-    assert elements(response, "table", id="products") == []
-    assert elements(response, "a", href="/accounts/login/")
+    rows = {text(row.children[1]): [text(cell) for cell in row.children] for row in _body_rows(response, "products")}
+    assert rows[pen.sku] == [pen.name, pen.sku, "1.20 EUR", "100", "Order"]
+    assert rows[lamp.sku] == [lamp.name, lamp.sku, "39.00 EUR", "out of stock", ""]
+    # and it says that ordering needs signing in, and how
+    assert element(response, "a", href="/accounts/login/?next=/")
+
+
+def test_a_visitors_order_link_leads_to_sign_in_and_back_to_the_order_form(pen):
+    # given the visitor follows a product's "Order" link
+    link = dict(element(Client().get("/"), "a", href=f"/orders/new/?sku={pen.sku}").attributes)["href"]
+    # when
+    response = Client().get(link)
+    # then they are asked to sign in, and brought back to the form for that product afterwards
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next=/orders/new/%3Fsku%3D{pen.sku}"
+
+
+def test_the_front_page_links_its_stylesheet_and_fits_a_phone(client):
+    response = client.get("/")
+    assert element(response, "link", rel="stylesheet", href="/static/shop.css")
+    assert element(response, "meta", name="viewport", content="width=device-width, initial-scale=1")
+    stylesheet = client.get("/static/shop.css")
+    assert stylesheet.status_code == 200
+    assert "@media (max-width: 40rem)" in b"".join(stylesheet.streaming_content).decode()
 
 
 def test_a_signed_in_customer_sees_each_product_with_price_and_availability(signed_in, pen, lamp):

@@ -75,6 +75,40 @@ def test_the_orders_page_shows_each_events_deliveries_and_the_state_of_payment_a
     assert 'name="_save"' not in page
 
 
+def test_the_timeline_is_a_table_of_real_markup_and_the_address_is_its_lines(admin_client):
+    # given a confirmed order, fanned out: its OrderConfirmed went to several handlers
+    order = place_order(confirm=True)
+    fan_out(batch_size=100)
+    # when
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    # then no markup of the timeline shows as text (the deliveries were once joined by an escaped "<br>")
+    assert "&lt;" not in page.split('<table class="order-timeline">', 1)[1].split("</table>", 1)[0]
+    assert "&lt;br&gt;" not in page
+    # (OrderPlaced has no handler; OrderConfirmed's deliveries are the first list, an item each)
+    confirmed = OutboxEvent.objects.get(correlation_id=order.correlation_id, type="orders.OrderConfirmed")
+    deliveries = page.split('<ul class="deliveries">', 1)[1].split("</ul>", 1)[0]
+    assert deliveries.count('<li class="dispatched">') == Delivery.objects.filter(event=confirmed).count() > 1
+    # and the address is its lines, not the stored JSON
+    assert (
+        '<address class="shipping-address"><span class="line">Ada Lovelace</span>'
+        '<span class="line">12 St James&#x27;s Square</span>'
+    ) in page
+    assert '<span class="line">SW1Y 4JH London</span><span class="line">GB</span></address>' in page
+    assert '"line1"' not in page
+    assert "&quot;line1&quot;" not in page
+
+
+def test_the_address_lines_are_escaped(admin_client):
+    # given an address whose name holds markup
+    order = place_order()
+    Order.objects.filter(pk=order.pk).update(shipping_address={**order.shipping_address, "name": "<b>Eve</b>"})
+    # when
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    # then it shows as text
+    assert '<span class="line">&lt;b&gt;Eve&lt;/b&gt;</span>' in page
+    assert "<b>Eve</b>" not in page
+
+
 def test_the_timeline_says_what_a_held_delivery_of_an_ordered_handler_waits_for(admin_client):
     # given an order whose workflow has three steps for an ordered handler, the first dead, the second running
     order = place_order()

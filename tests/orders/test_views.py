@@ -4,10 +4,12 @@ import datetime as dt
 
 import pytest
 from django.test import Client
+from django.test.html import parse_html
 
 from orders import saga
 from orders.models import Order
 from orders.services import order_cancel
+from outbox.models import Delivery
 from outbox.relay import fan_out
 from tests.factories import make_product, place_order
 from tests.support.html import element, elements, errors_in, field_block, text
@@ -29,6 +31,14 @@ def timeline(response) -> list[tuple[str, str, list[str]]]:
     """(event, from context, deliveries) per row of the timeline."""
     rows = elements(response, "tr", class_="event")
     return [(text(row.children[2]), text(row.children[3]), _items(row.children[4])) for row in rows]
+
+
+def live_attributes(response) -> dict[str, str]:
+    """The attributes of the page's live part; the part alone (``live/``) is that element itself."""
+    root = parse_html(response.content.decode())
+    if root.name == "div" and ("id", "order-live") in root.attributes:
+        return dict(root.attributes)
+    return dict(element(response, "div", id="order-live").attributes)
 
 
 def _items(cell) -> list[str]:
@@ -79,8 +89,9 @@ def test_a_draft_shows_its_state_lines_and_the_confirm_and_cancel_buttons(signed
     assert element(response, "form", action=page_url(order, "cancel"))
     assert timeline(response) == [("OrderPlaced", "orders", ["no handler"])]
     # a draft waits for its customer: nothing refreshes
-    assert dict(element(response, "div", id="order-live").attributes)["data-settled"] == "true"
+    assert "data-refresh-url" not in dict(element(response, "div", id="order-live").attributes)
     assert b'http-equiv="refresh"' not in response.content
+    assert elements(response, "span", class_="updating") == []
 
 
 def test_an_order_in_flight_shows_the_timeline_with_who_handled_what_and_refreshes_itself(signed_in, alice):
@@ -100,7 +111,8 @@ def test_an_order_in_flight_shows_the_timeline_with_who_handled_what_and_refresh
     assert "inventory: inventory.reserve_stock dispatched" in handled_by
     # it refreshes itself: with a script, and without one
     live = dict(element(response, "div", id="order-live").attributes)
-    assert (live["data-settled"], live["data-refresh-url"]) == ("false", page_url(order, "live"))
+    assert live["data-refresh-url"] == page_url(order, "live")
+    assert text(element(response, "span", class_="updating")) == "updating…"
     assert b'<noscript><meta http-equiv="refresh" content="2"></noscript>' in response.content
     # and the part it refreshes is served alone
     partial = signed_in.get(page_url(order, "live"))
@@ -127,6 +139,40 @@ def test_a_shipped_order_shows_its_shipment_and_offers_no_buttons(signed_in, ali
     ]
     assert elements(response, "form", action=page_url(order, "confirm")) == []
     assert elements(response, "form", action=page_url(order, "cancel")) == []
+
+
+@pytest.mark.parametrize("final", ["shipped", "cancelled"])
+@pytest.mark.parametrize("action", ["", "live"])
+def test_a_final_order_stops_following_itself_though_its_follow_ups_still_run(signed_in, alice, final, action):
+    # given an order shipped or cancelled, whose events the relay has not even fanned out yet
+    order = place_order(customer=alice, confirm=True)
+    if final == "shipped":
+        ship(order)
+    else:
+        order_cancel(order_id=order.id, reason="changed my mind", by_user_id=alice.pk)
+    # when the page, or the part of it a page still following fetches, is asked for
+    response = signed_in.get(page_url(order, action))
+    # then it carries nothing that polls, and no longer says it is updating
+    assert response.status_code == 200
+    assert "data-refresh-url" not in live_attributes(response)
+    assert b"http-equiv" not in response.content
+    assert elements(response, "span", class_="updating") == []
+    assert "updating" not in response.content.decode()
+    # but says that what follows (refund, release, mail) shows on reload
+    assert "reload to see them" in response.content.decode()
+
+
+def test_a_final_and_settled_order_says_nothing_more_will_happen(signed_in, alice):
+    # given a shipped order all of whose events were fanned out and handled
+    order = ship(place_order(customer=alice, confirm=True))
+    fan_out(batch_size=100)
+    Delivery.objects.filter(event__correlation_id=order.correlation_id).update(status=Delivery.Status.DONE)
+    # when
+    response = signed_in.get(page_url(order))
+    # then
+    assert "data-refresh-url" not in dict(element(response, "div", id="order-live").attributes)
+    assert elements(response, "span", id="order-final") == []
+    assert elements(response, "span", class_="updating") == []
 
 
 def test_the_customer_confirms_a_draft(signed_in, alice):
