@@ -36,6 +36,12 @@ run: $(VENV)/.requirements
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-config.settings.local}" \
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
+## run-prod: the production processes of Procfile.prod (gunicorn, workers by queue, beat, the relay) on the
+## local PostgreSQL and Redis, production settings, a secret generated once (scripts/run_prod.sh, docs/deployment.md)
+.PHONY: run-prod
+run-prod: $(VENV)/.requirements
+	BIN="$(CURDIR)/$(BIN)" scripts/run_prod.sh
+
 ## test: the whole suite against PostgreSQL and Redis; the outbox's own suite in its own minimal project
 test: $(VENV)/.requirements-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
