@@ -36,6 +36,13 @@ run: $(VENV)/.requirements
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-config.settings.local}" \
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
+## run-prod: the production processes (Procfile.prod) on the local PostgreSQL and Redis, production settings
+# gunicorn, a Celery worker per group of queues, beat and the relay, with a secret generated once into
+# var/prod-local.env (scripts/run_prod.sh; docs/deployment.md).
+.PHONY: run-prod
+run-prod: $(VENV)/.requirements
+	BIN="$(CURDIR)/$(BIN)" scripts/run_prod.sh
+
 ## test: the whole suite against PostgreSQL and Redis; the outbox's own suite in its own minimal project
 test: $(VENV)/.requirements-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
