@@ -22,6 +22,7 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/oms_prod_
 export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/11}
 export CACHE_URL=${CACHE_URL:-redis://127.0.0.1:6379/12}
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost,[::1]}
+export SHOP_BASE_URL=${SHOP_BASE_URL:-http://127.0.0.1:$PORT}  # the links in customer mail
 # A demo on loopback, said so through the settings production reads, its defaults unchanged:
 # the sandbox gateway and carrier (no real orders here), no TLS to redirect to, mail printed by the
 # fulfilment worker rather than sent to an SMTP server this machine does not have.

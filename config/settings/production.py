@@ -1,12 +1,16 @@
 """Production settings: PostgreSQL, Redis, SMTP; secrets only from the environment."""
 
 from .base import *  # noqa: F403
-from .base import NUM_PROXIES, broker_url, cache_url, database_url, email_url, env, provider_store
+from .base import NUM_PROXIES, _checked_url, broker_url, cache_url, database_url, email_url, env, provider_store
 
 # Refuse to start without a real secret (environ raises ImproperlyConfigured).
 SECRET_KEY = env("SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["shop.example.com"])
+# Customer mail links to the shop: by default its first host over HTTPS, never base.py's loopback.
+SHOP_BASE_URL = _checked_url(
+    "SHOP_BASE_URL", f"https://{ALLOWED_HOSTS[0]}", ("http", "https"), "https://shop.example.com"
+).rstrip("/")
 DATABASES = {"default": database_url("DATABASE_URL")}  # required: no embedded default here
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

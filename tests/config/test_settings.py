@@ -42,6 +42,7 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
         ("CACHE_URL", "redis://host:6379x/1", "its host or port does not parse"),
         ("EMAIL_URL", "smtp://:x@", "it names no mail server"),
         ("EMAIL_URL", "smpt://host:25", "unknown scheme 'smpt'"),
+        ("SHOP_BASE_URL", "ftp://shop.example.com", "unknown scheme 'ftp'"),
     ],
 )
 def test_a_malformed_service_url_stops_start_up_with_one_line_naming_it(variable, value, problem):
@@ -60,6 +61,26 @@ def test_production_refuses_to_start_without_a_database_url_in_one_line():
     result = _manage("check", DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY="s" * 50)
     assert result.returncode != 0
     assert result.stderr.splitlines() == ["ImproperlyConfigured: Set the DATABASE_URL environment variable"]
+
+
+@pytest.mark.parametrize(
+    ("given", "links_to"),
+    [({}, "https://shop.test"), ({"SHOP_BASE_URL": "https://www.shop.test/eu/"}, "https://www.shop.test/eu")],
+    ids=["first-allowed-host", "set"],
+)
+def test_production_mail_links_to_the_shop_not_to_loopback(given, links_to):
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SHOP_BASE_URL)",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="s" * 50,
+        DATABASE_URL="postgres://postgres@127.0.0.1/oms",
+        ALLOWED_HOSTS="shop.test,www.shop.test",
+        **given,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == links_to
 
 
 def test_the_embedded_default_is_sqlite_in_wal_mode_and_a_serverless_broker():
