@@ -59,7 +59,13 @@ PIP_COMPILE = PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= $(B
 	--index-url https://pypi.org/simple --no-emit-index-url --no-emit-find-links
 
 ## lock: compile requirements*.in into the hashed requirements*.txt (after editing an .in file)
+# On Python 3.11, the oldest supported: what a dependency needs only there (async-timeout below 3.11.3) is then
+# in the lock too, and newer Pythons need nothing 3.11 does not (checked on 3.13); each pin carries the hashes of
+# all its files, so every Python's wheels are allowed.
 lock: $(VENV)/.requirements-dev
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+		echo "make lock: resolve on Python 3.11 (the oldest supported), e.g. make lock VENV=.venv-3.11 PYTHON=python3.11" >&2; \
+		exit 1; }
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.txt requirements.in
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-dev.txt requirements-dev.in
 
