@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("config", "outbox")
-URL_READERS = {"database_url", "cache_url", "email_url", "broker_url"}
+URL_READERS = {"database_url", "cache_url", "email_url", "broker_url", "_checked_url"}
 # `NAME=value` or `#NAME=value` (commented out: the default stands) at the start of a line.
 ENTRY = re.compile(r"^#?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 
