@@ -6,7 +6,7 @@
 - :mod:`.fields`: :class:`~.fields.AwareDateTimeField`, a time that must say its UTC offset.
 - :mod:`.pagination`: ``{count, next, previous, results}`` and :func:`~.pagination.paginated_response`.
 - :mod:`.fields`: :class:`~.fields.AwareDateTimeField`, a time that must carry its UTC offset (``as_of``).
-- :mod:`.parsers`: JSON with a size limit, and a charset that is a text encoding (for forms too).
+- :mod:`.parsers`: strict JSON with clear messages, and a charset that is a text encoding (for forms too).
 - :mod:`.auth`: ``POST /api/auth/token/``; :mod:`.authentication`: the ``Authorization: Token <key>`` check.
 
 This package imports nothing itself: DRF imports the classes its settings

@@ -6,23 +6,18 @@ from rest_framework import exceptions, parsers
 
 from config.handlers import is_text_encoding
 
-from .errors import RequestTooLarge
-
 
 class JSONParser(parsers.JSONParser):
-    """JSON with a size limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``), and messages a person can act on.
+    """JSON with messages a person can act on, refusing what is not strict JSON.
 
-    DRF parses the request stream directly, so Django's own limit, which only
-    guards ``request.body``, never applies: without this a client could make
-    the server read and parse a body of any size.
+    The size limit is Django's (``DATA_UPLOAD_MAX_MEMORY_SIZE``): DRF hands this
+    parser ``request.body``, which refuses a larger body before reading it
+    (``RequestDataTooBig``, a 413 through :func:`.errors.as_api_exception`).
     """
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         encoding = request_charset(parser_context)
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise RequestTooLarge(limit)
+        raw = stream.read() if stream is not None else b""
         try:
             return json.loads(raw.decode(encoding), parse_constant=_reject_constant)
         except RecursionError as exc:  # the C parser recurses once per level: [[[[...]]]] exhausts the stack

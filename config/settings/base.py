@@ -494,7 +494,7 @@ NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/
-# Shared plumbing (error shape, JSON size limit, paging, schema) is the config/api package.
+# Shared plumbing (error shape, JSON parsing, paging, schema) is the config/api package.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "config.api.authentication.TokenAuthentication",

@@ -5,8 +5,11 @@ import json
 import pytest
 from django.db import OperationalError
 from django.test import RequestFactory
+from rest_framework import parsers
 from rest_framework.exceptions import ValidationError
-from rest_framework.test import APIClient
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
 
 from config.api.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL, Conflict, error_body, server_error
 
@@ -81,6 +84,42 @@ def test_an_oversized_form_body_gets_413_too(settings):
     response = APIClient().generic("POST", TOKEN_URL, body, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 413
     assert response.json()["code"] == "request_too_large"
+
+
+class EchoView(APIView):
+    """A view with DRF's own parsers, none of ours: what it refuses, DRF and Django refuse."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    parser_classes = (parsers.JSONParser, parsers.FormParser)
+
+    def post(self, request):
+        return Response({"keys": sorted(request.data)})
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", lambda size: json.dumps({"x": "x" * size})),
+        ("application/x-www-form-urlencoded", lambda size: "x=" + "x" * size),
+    ],
+    ids=["json", "form"],
+)
+def test_django_and_drf_refuse_a_body_over_the_limit_before_any_parser_reads_it(settings, content_type, body):
+    # given DRF's stock parsers (they read request.body, which checks Content-Length against the limit)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    view = EchoView.as_view()
+    factory = APIRequestFactory()
+    # when a body just within the limit, then one just over it, is posted
+    within = view(factory.generic("POST", "/api/echo/", body(900), content_type=content_type))
+    over = view(factory.generic("POST", "/api/echo/", body(1000), content_type=content_type))
+    # then the first is parsed, the second refused with the project's error shape (config/api/errors.py)
+    assert (within.status_code, within.data) == (200, {"keys": ["x"]})
+    assert over.status_code == 413
+    assert over.data == {
+        "detail": "The request body is larger than the limit of 1000 bytes: send less.",
+        "code": "request_too_large",
+    }
 
 
 def test_a_body_that_is_not_json_gets_415():
