@@ -42,10 +42,8 @@ def lockout_message() -> str:
     )
 
 
-class LockoutMessage:
+class LockoutMessage(AuthenticationForm):
     """A sign-in form that, for a locked-out client, says so and when to come back, not "wrong password"."""
-
-    request: HttpRequest | None
 
     def get_invalid_login_error(self) -> ValidationError:
         if getattr(self.request, "axes_locked_out", False):

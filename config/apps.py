@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -21,5 +21,5 @@ class ProjectConfig(AppConfig):
         install_metrics()  # database, cache (and the relay's endpoint) metrics in every process
         pre_save.connect(revoke_token_on_password_change, sender=settings.AUTH_USER_MODEL, dispatch_uid="revoke-token")
         # Sent once per app with models (this one has none): once for auth, the groups' own app, is enough.
-        auth = self.apps.get_app_config("auth")
+        auth = apps.get_app_config("auth")
         post_migrate.connect(roles.on_post_migrate, sender=auth, dispatch_uid="project.staff_groups")

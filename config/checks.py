@@ -82,7 +82,7 @@ PROVIDERS: dict[str, tuple[Callable[[], type], str, str]] = {
 
 @checks.register(checks.Tags.security)
 def check_no_sandbox_providers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    found = []
+    found: list[checks.CheckMessage] = []
     for setting, (adapter, sandbox, error_id) in PROVIDERS.items():
         try:
             named = adapter()

@@ -11,6 +11,7 @@ does not know; a parser that reads a body refuses it (415).
 
 import django
 from django.core.handlers import asgi, wsgi
+from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
 from config import telemetry
@@ -24,7 +25,7 @@ def is_text_encoding(name: str) -> bool:
     return True
 
 
-class _TextCharsetOnly:
+class _TextCharsetOnly(HttpRequest):
     def _set_content_type_params(self, meta: dict) -> None:
         self.content_type, self.content_params = parse_header_parameters(meta.get("CONTENT_TYPE", ""))
         charset = self.content_params.get("charset")

@@ -29,18 +29,20 @@ def client_address(request: HttpRequest) -> str:
     API throttles, the sign-in lockout (django-axes) and the log count the same address: with no proxy
     declared, ``X-Forwarded-For`` is ignored and cannot be forged into a fresh bucket.
     """
-    return BaseThrottle().get_ident(request) or ""
+    # DRF's throttles read only META (the stubs ask for DRF's Request, which wraps this one).
+    return BaseThrottle().get_ident(request) or ""  # type: ignore[arg-type]
 
 
 def log_event(event: str, request: Any, *, level: int = logging.WARNING, **fields: Any) -> None:
     """Log ``event`` about ``request`` (Django's or DRF's) as one structured line; ``fields`` add to it."""
     user = getattr(request, "user", None)
-    signed_in = bool(user is not None and user.is_authenticated)
+    signed_in = user is not None and bool(user.is_authenticated)
     record = {
         "event": event,
         "request_id": str(getattr(request, "request_id", "") or ""),
         "client_request_id": getattr(request, "client_request_id", ""),
-        "user_id": user.pk if signed_in else None,  # not the username: an id says who, without personal data
+        # Not the username: an id says who, without personal data.
+        "user_id": user.pk if user is not None and signed_in else None,
         "client_address": client_address(request),
         "method": request.method,
         "path": request.path,

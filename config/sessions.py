@@ -10,5 +10,6 @@ class SessionStore(db.SessionStore):
     looking it up is a database error (PostgreSQL text cannot hold NUL), not a miss.
     """
 
+    # SessionBase._validate_session_key is Django's (the stubs leave it out).
     def _validate_session_key(self, key: str | None) -> bool:
-        return bool(super()._validate_session_key(key)) and "\x00" not in key
+        return key is not None and "\x00" not in key and bool(super()._validate_session_key(key))  # type: ignore[misc]

@@ -7,6 +7,7 @@ letters can also be seen, retried and discarded by cause (Grouped by cause).
 """
 
 import json
+from collections.abc import Sequence
 from uuid import UUID
 
 from django.contrib import admin, messages
@@ -154,17 +155,19 @@ class DeadLetterGroupFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         largest = selectors.dead_letter_groups()[:GROUPS_OFFERED]
-        if self.value() and all(group.id != self.value() for group in largest):
-            largest += [group for group in [selectors.dead_letter_group(group_id=self.value())] if group]
+        chosen = self.value()
+        if chosen and all(group.id != chosen for group in largest):
+            largest += [group for group in [selectors.dead_letter_group(group_id=chosen)] if group]
         return [
             (group.id, f"{group.handler}: {group.error_type or 'cause not recorded'} ({group.count})")
             for group in largest
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
-        if not self.value():
+        chosen = self.value()
+        if not chosen:
             return queryset
-        group = selectors.dead_letter_group(group_id=self.value())
+        group = selectors.dead_letter_group(group_id=chosen)
         if group is None:
             return queryset.none()
         return queryset.filter(
@@ -223,10 +226,10 @@ def _describe(delivery: Delivery) -> str:
     return f"{delivery.handler} {delivery.status}"
 
 
-class DeadLetterActions:
-    """Retry and discard, shared by the deliveries and dead-letter admins."""
+class DeadLetterActions(admin.ModelAdmin):
+    """Retry and discard, shared by the deliveries and dead-letter admins (a mixin: registered only with them)."""
 
-    actions = ["retry", "discard"]
+    actions: Sequence[str] = ["retry", "discard"]
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("outbox.retry_delivery")
@@ -257,8 +260,8 @@ def _retried(count: int, selected: int) -> str:
     return message
 
 
-class DeadLetterGroupViews:
-    """The dead letters grouped by cause, on a page of their own under the dead-letter admin."""
+class DeadLetterGroupViews(DeadLetterActions):
+    """The dead letters grouped by cause, on a page of their own under the dead-letter admin (a mixin)."""
 
     def get_urls(self) -> list[URLPattern]:
         groups = path("groups/", self.admin_site.admin_view(self.groups_view), name="outbox_deadletter_groups")
@@ -288,7 +291,7 @@ class DeadLetterGroupViews:
         back = HttpResponseRedirect(reverse("admin:outbox_deadletter_groups"))
         form = DeadLetterGroupActionForm(request.POST)
         if not form.is_valid():
-            errors = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in form.errors.items())
+            errors = "; ".join(f"{name}: {' '.join(map(str, problems))}" for name, problems in form.errors.items())
             self.message_user(request, f"Nothing was done: {errors}", messages.ERROR)
             return back
         group = selectors.dead_letter_group(group_id=form.cleaned_data["group"])

@@ -12,7 +12,7 @@ project's function for them (:func:`error_responses`).
 """
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -20,6 +20,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import BasePagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,12 +53,15 @@ def has_perm(*perms: str, message: str) -> type[BasePermission]:
     The permissions are the admin's: staff status alone grants none of them.
     """
 
+    refusal = message
+
     class HasPerm(BasePermission):
+        message = refusal
+
         def has_permission(self, request: Request, view: object) -> bool:
             user = request.user
             return bool(user and user.is_authenticated and any(user.has_perm(perm) for perm in perms))
 
-    HasPerm.message = message
     return HasPerm
 
 
@@ -84,7 +88,8 @@ def paginated_response(
 
 
 # The project's paging (DRF's DEFAULT_PAGINATION_CLASS), set on each list view so that the schema knows it.
-Pagination = api_settings.DEFAULT_PAGINATION_CLASS
+# api_settings imports the class the setting names (the stubs type the setting's raw value).
+Pagination = cast("type[BasePagination]", api_settings.DEFAULT_PAGINATION_CLASS)
 
 # The permissions the admin asks for; staff status alone grants none of them.
 CanViewDeadLetters = has_perm(
@@ -315,7 +320,7 @@ class GroupLimitSchema(OpenApiSerializerExtension):
 
     target_class = GroupLimitSerializer
 
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
+    def map_serializer(self, auto_schema: Any, direction: Literal["request", "response"]) -> dict:
         return {**super().map_serializer(auto_schema, direction), "additionalProperties": False}
 
 
@@ -506,6 +511,8 @@ class EventListApi(APIView):
         events = selectors.events_search(event_type=found.pop("type", None), **found)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(events, request, view=self)
+        if page is None:  # a paging class without a page size: all of them, as DRF's views do
+            page = list(events)
         holds = selectors.deliveries_held(delivery_ids=[d.id for event in page for d in event.deliveries.all()])
         context = {"holds": holds, "children": selectors.caused_events(page)}
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True, context=context).data)

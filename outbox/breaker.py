@@ -27,6 +27,7 @@ run. Decisions are taken on the database's clock.
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -54,7 +55,7 @@ def circuit_of(handler: str) -> HandlerCircuit | None:
     return HandlerCircuit.objects.filter(handler=handler).first()
 
 
-def outage_known(circuit: HandlerCircuit | None) -> bool:
+def outage_known(circuit: HandlerCircuit | None) -> TypeGuard[HandlerCircuit]:
     """A failure now belongs to an outage the breaker already knows of: it is not charged as an attempt."""
     return circuit is not None and circuit.state != State.CLOSED
 
@@ -175,7 +176,8 @@ def handler_pause(*, handler: str, user: AbstractBaseUser | None = None) -> Hand
     require_subscribed(handler)
     with transaction.atomic():
         circuit = _locked(handler)
-        circuit.paused, circuit.paused_at, circuit.paused_by = True, timezone.now(), user
+        # By id: the user model is the project's (AUTH_USER_MODEL), the outbox knows only AbstractBaseUser.
+        circuit.paused, circuit.paused_at, circuit.paused_by_id = True, timezone.now(), user.pk if user else None
         circuit.save()
     logger.warning("outbox: handler %s paused by %s", handler, user or "a command")
     return circuit

@@ -57,7 +57,7 @@ def soft_time_limit(task: Any, *, request: Any = None) -> float | None:
 def problems() -> list[checks.CheckMessage]:
     lease = settings.OUTBOX["LEASE_SECONDS"]
     hard, soft = time_limits()
-    found = []
+    found: list[checks.CheckMessage] = []
     if not hard:
         found.append(
             checks.Error(

@@ -14,6 +14,7 @@ registered), so the outbox imports no project module to send them.
 import logging
 import secrets
 from collections import defaultdict
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -30,7 +31,7 @@ RELAY_QUEUE = "outbox"
 # Celery's defaults for apply_async cost 0.78 ms a message here; without the
 # argument reprs (for monitors, of delivery ids) and the publish retry loop
 # (a send that fails is re-sent by the relay when its lease runs out) 0.35 ms.
-CHEAP_SEND = {"argsrepr": "", "kwargsrepr": "", "retry": False}
+CHEAP_SEND: dict[str, Any] = {"argsrepr": "", "kwargsrepr": "", "retry": False}
 
 
 def new_dispatch_token() -> int:
@@ -75,7 +76,7 @@ def kick_relay_on_commit(using: str = "default") -> None:
     """
     if not settings.OUTBOX["KICK_ON_COMMIT"]:
         return
-    if any(func is kick_relay for _, func, _ in connections[using].run_on_commit):
+    if any(entry[1] is kick_relay for entry in connections[using].run_on_commit):  # (savepoints, func, robust)
         return
     transaction.on_commit(kick_relay, using=using)
 

@@ -162,7 +162,7 @@ class OutboxCollector(Collector):
 class _ThisProcess(Collector):
     """The default registry, when there is no multiprocess folder to read instead."""
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterable[Metric]:
         return REGISTRY.collect()
 
 

@@ -28,14 +28,16 @@ class CorrelationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = uuid.uuid4()
-        request.request_id = request_id
-        request.client_request_id = client_request_id(request.headers.get("X-Request-ID"))
-        if request.client_request_id:
+        client_id = client_request_id(request.headers.get("X-Request-ID"))
+        # Read back with getattr (config/security.py): HttpRequest declares neither attribute.
+        setattr(request, "request_id", request_id)  # noqa: B010
+        setattr(request, "client_request_id", client_id)  # noqa: B010
+        if client_id:
             logger.info(
                 "request %s carries the client's X-Request-ID %s",
                 request_id,
-                request.client_request_id,
-                extra={"request_id": str(request_id), "client_request_id": request.client_request_id},
+                client_id,
+                extra={"request_id": str(request_id), "client_request_id": client_id},
             )
         cause = Cause(
             correlation_id=request_id,

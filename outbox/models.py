@@ -6,6 +6,7 @@ finished rows, so a million done deliveries cost the relay nothing.
 """
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -115,6 +116,15 @@ class Delivery(models.Model):
         DEAD = "dead"
 
     UNFINISHED = (Status.PENDING, Status.DISPATCHED)
+
+    # Not stored: what the runner's claim (outbox/runner.py, outbox/postgresql.py) and the admin's list set on
+    # an instance for the moment they hold it.
+    already_handled: bool  # its handler's inbox holds the event: it is not run again
+    skip_inbox: bool  # no inbox row to write for it (already there, or no handler ran)
+    finished_in_advance: bool  # claimed and marked done in one statement, to be set back if it fails
+    inbox_in_advance: bool  # its inbox row written in that statement too
+    trips_circuit: bool  # its failure opens its handler's circuit
+    waits_for_delivery: "Delivery | None"  # the earlier delivery of its aggregate it waits for (ordered handlers)
 
     id = models.BigAutoField(primary_key=True)
     # Looked up through the unique (event, handler) index; an index of its own would only cost every write.
@@ -234,7 +244,7 @@ class DeadLetterManager(models.Manager):
 class DeadLetter(Delivery):
     """A dead delivery, as the dead-letter queue shows it."""
 
-    objects = DeadLetterManager()
+    objects: ClassVar[DeadLetterManager] = DeadLetterManager()
 
     class Meta:
         proxy = True

@@ -57,7 +57,7 @@ class Personal:
 
 def personal_fields(event_class: type[BaseModel]) -> dict[str, Personal]:
     """The personal fields of an event class: name -> marker."""
-    cached = event_class.__dict__.get("_personal_fields")
+    cached: dict[str, Personal] | None = event_class.__dict__.get("_personal_fields")
     if cached is None:
         cached = {
             name: marker
@@ -65,7 +65,8 @@ def personal_fields(event_class: type[BaseModel]) -> dict[str, Personal]:
             for marker in field.metadata
             if isinstance(marker, Personal)
         }
-        event_class._personal_fields = cached  # a plain class attribute, not a field: pydantic ignores it
+        # A plain class attribute, not a field: pydantic ignores it (and BaseModel declares no such name).
+        setattr(event_class, "_personal_fields", cached)  # noqa: B010
     return cached
 
 

@@ -371,7 +371,9 @@ ORDER BY d.id
 WAITING_CLAIM_SQL = "SET LOCAL lock_timeout = '3s';" + CLAIM_SQL.replace("SKIP LOCKED", "")
 
 
-def claim(delivery_ids: list[int], *, started_at: datetime, wait: bool = False, finish: bool = False) -> list[Delivery]:
+def claim(
+    delivery_ids: list[int], *, started_at: datetime | None, wait: bool = False, finish: bool = False
+) -> list[Delivery]:
     """Lock the deliveries this runner started at ``started_at``, with their events.
 
     Rows another transaction holds are skipped, or with ``wait`` waited for

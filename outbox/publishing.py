@@ -73,8 +73,8 @@ def publish(
         occurred_at=timezone.now(),
         aggregate_type=event.aggregate_type,
         aggregate_id=event.aggregate_id,
-        correlation_id=correlation_id or (cause and cause.correlation_id) or uuid.uuid4(),
-        causation_id=causation_id or (cause and cause.causation_id),
+        correlation_id=correlation_id or (cause.correlation_id if cause else None) or uuid.uuid4(),
+        causation_id=causation_id or (cause.causation_id if cause else None),
         traceparent=cause.traceparent if cause else "",
         payload=personal.seal(event, subjects, using=using),
         stream_position=None if expected_version is None else expected_version + 1,
@@ -102,10 +102,10 @@ def _stream_conflicts(row: OutboxEvent, expected_version: int | None) -> Iterato
     try:
         yield
     except OperationalError as exc:
-        cause = exc.__cause__
-        if expected_version is None or getattr(getattr(cause, "diag", None), "constraint_name", None) != STREAM_VERSION:
+        diag = getattr(exc.__cause__, "diag", None)  # psycopg's: which constraint refused the row
+        if expected_version is None or diag is None or diag.constraint_name != STREAM_VERSION:
             raise
-        detail = cause.diag.message_primary or ""
+        detail = diag.message_primary or ""
         raise ConcurrencyError(row.aggregate_type, row.aggregate_id, expected_version, detail) from exc
 
 
@@ -174,7 +174,8 @@ class SendOnCommit:
     def for_transaction(cls, using: str) -> "SendOnCommit":
         connection = connections[using]
         level = set(connection.savepoint_ids)
-        for sids, func, _robust in reversed(connection.run_on_commit):
+        for entry in reversed(connection.run_on_commit):  # (savepoint ids, func, robust)
+            sids, func = entry[0], entry[1]
             if isinstance(func, cls) and sids == level:
                 return func
         sends = cls()

@@ -30,7 +30,7 @@ broker. Leases and due times are set and compared on the database's clock.
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -218,8 +218,10 @@ def dispatch_due(*, batch_size: int) -> RelayStats:
     return stats
 
 
-DUE_FIELDS = ("id", "handler", "queue", "status", "attempts", "started_at", "redispatches", "crashes")
-DUE_FIELDS += ("ordering_key", "event_id")
+DUE_FIELDS = (
+    *("id", "handler", "queue", "status", "attempts", "started_at", "redispatches", "crashes"),
+    *("ordering_key", "event_id"),
+)
 
 
 def _park_unstarted(blocked: list) -> int:
@@ -350,7 +352,7 @@ def _verdict(delivery: Delivery, *, shared_batch: bool = False) -> _Verdict:
     return _Verdict(lost=True)
 
 
-def _mark_dispatched(deliveries: list[Delivery], token: int, *, refunded: set[int] = frozenset()) -> None:
+def _mark_dispatched(deliveries: list[Delivery], token: int, *, refunded: Set[int] = frozenset()) -> None:
     """Mark the deliveries dispatched under ``token``, with their leases on the database's clock."""
     groups: dict[tuple[str, float], list[int]] = defaultdict(list)
     for delivery in deliveries:

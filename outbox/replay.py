@@ -114,6 +114,14 @@ def replay_scope(
     )
 
 
+def _subscription(scope: ReplayScope) -> Subscription:
+    """The scope's handler, still subscribed (a replay resumed after a release that removed it is refused)."""
+    subscription = subscriptions.get(scope.handler)
+    if subscription is None:
+        raise ReplayRefused(f"No handler named {scope.handler!r} is subscribed here any more: nothing was replayed.")
+    return subscription
+
+
 def _check_rebuild(subscription: Subscription, since, until, aggregate) -> None:
     if subscription.rebuild is None:
         raise ReplayRefused(
@@ -203,7 +211,10 @@ def replay_start(*, scope: ReplayScope) -> ReplayProgress:
     if progress is not None and (progress.finished_at is None or scope.history):
         return progress
     if scope.rebuild:
-        subscriptions.get(scope.handler).rebuild()
+        rebuild = _subscription(scope).rebuild
+        if rebuild is None:
+            raise ReplayRefused(f"{scope.handler} declares no read model to rebuild any more: nothing was replayed.")
+        rebuild()
         InboxEntry.objects.filter(handler=scope.handler).delete()
     last_event = matching_events(scope).aggregate(last=Max("id"))["last"] or 0  # after the clear: see above
     fields = {"queue": scope.queue, "last_event": last_event, "cursor": 0, "scanned": 0, "created": 0}
@@ -265,7 +276,7 @@ def _deliver(scope: ReplayScope, events: list[OutboxEvent], *, finished_before: 
     """
     if not events:
         return 0
-    subscription = subscriptions.get(scope.handler)
+    subscription = _subscription(scope)
     delivered = set(
         Delivery.objects.filter(handler=scope.handler, event_id__in=[e.id for e in events]).values_list(
             "event_id", flat=True

@@ -359,7 +359,11 @@ def _give_up_at_the_time_limit(out_of_time: _OutOfTime, start: _Start, report: R
 def _fail_out_of_time(delivery: Delivery, trace: str, report: RunReport) -> None:
     """Record the attempt the soft time limit interrupted as failed (or dead, if it was the last)."""
     sub = subscriptions.get(delivery.handler)
-    failed = _handler_failed(delivery, SoftTimeLimitExceeded(), trace, sub, report)
+    if sub is None:  # unsubscribed while it ran: buried, as _run_one buries a delivery of no subscription
+        error = not_subscribed_error(delivery.handler)
+        failed = _fail(delivery, error, trace, bury=True, cause=failures.NOT_SUBSCRIBED)
+    else:
+        failed = _handler_failed(delivery, SoftTimeLimitExceeded(), trace, sub, report)
     (report.dead if failed.status == Status.DEAD else report.failed).append(delivery.id)
 
 
@@ -413,7 +417,8 @@ def _claim(
     return list(
         Delivery.objects.filter(id__in=delivery_ids, status=Status.DISPATCHED, started_at=started_at)
         .select_related("event")
-        .annotate(already_handled=Exists(already_handled))
+        # Declared on Delivery for PostgreSQL's claim, which sets it by hand; the plugin sees a clash.
+        .annotate(already_handled=Exists(already_handled))  # type: ignore[no-redef]
         .select_for_update(skip_locked=True, of=("self",))
         .order_by("id")
     )
@@ -545,7 +550,7 @@ def _handler_failed(
             cause=cause,
             kind=FailureCause.PERMANENT,
         )
-    if verdict is Verdict.DEFERRED:
+    if isinstance(exc, failures.RetryLater):  # Verdict.DEFERRED
         return _defer(delivery, exc, subscription, cause)
     circuit = breaker.circuit_of(delivery.handler) if subscription.has_breaker else None
     report.outcomes.add(subscription, ok=False, error=error)
@@ -604,7 +609,9 @@ def _fail(
     delivery.error_type, delivery.error_pattern = cause, failures.error_pattern(error)
     if refund:
         delivery.attempts -= 1
-    if bury or (not refund and delivery.attempts >= subscription.setting("MAX_ATTEMPTS")):
+    if subscription is None and not bury:
+        raise ValueError(f"delivery {delivery.id}: only a buried delivery may have no subscription to retry by")
+    if bury or subscription is None or (not refund and delivery.attempts >= subscription.setting("MAX_ATTEMPTS")):
         delivery.status, delivery.finished_at = Status.DEAD, Now()
         logger.error("outbox: delivery %s to %s is dead: %s", delivery.id, delivery.handler, error)
     else:

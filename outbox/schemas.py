@@ -154,7 +154,12 @@ def _diff(old: Any, new: Any, field: str) -> list[str]:
         before, after = old.get(key), new.get(key)
         if key == "items" and isinstance(before, dict) and isinstance(after, dict):
             changes += _diff(before, after, f"{field}[]")
-        elif key in ("anyOf", "oneOf", "allOf", "prefixItems") and _same_length_lists(before, after):
+        elif (
+            key in ("anyOf", "oneOf", "allOf", "prefixItems")
+            and isinstance(before, list)
+            and isinstance(after, list)
+            and len(before) == len(after)
+        ):
             changes += [c for b, a in zip(before, after, strict=True) for c in _diff(b, a, field)]
         elif before != after:
             changes.append(f"{_where(field)}: `{key}` {_brief(before)} -> {_brief(after)}")
@@ -172,10 +177,6 @@ def _diff_properties(old: Schema, new: Schema, field: str) -> list[str]:
     changes += [f"field `{_join(field, n)}` is now required" for n in sorted((required_after - required_before) & kept)]
     changes += [f"field `{_join(field, n)}` is now optional" for n in sorted((required_before - required_after) & kept)]
     return changes
-
-
-def _same_length_lists(before: Any, after: Any) -> bool:
-    return isinstance(before, list) and isinstance(after, list) and len(before) == len(after)
 
 
 def _join(field: str, name: str) -> str:

@@ -286,7 +286,8 @@ def caused_events(events: Sequence[OutboxEvent]) -> dict[UUID, list[UUID]]:
         .values_list("causation_id", "event_id")
     )
     for cause, event_id in rows:
-        found[cause].append(event_id)
+        if cause is not None:  # never: the query asks for these causes
+            found[cause].append(event_id)
     return found
 
 
@@ -345,16 +346,18 @@ def causal_tree(*, correlation_id: UUID, limit: int | None = None) -> list[Trace
     the deliveries' (event, handler) index and the failures' delivery index.
     """
     failures = Prefetch("failures", queryset=DeliveryFailure.objects.order_by("id"))
-    deliveries = Delivery.objects.defer("traceback").prefetch_related(failures).order_by("id")
-    deliveries = Prefetch("deliveries", queryset=deliveries)
-    events = OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
-    events = list(events[:limit] if limit is not None else events)
+    deliveries = Prefetch(
+        "deliveries", queryset=Delivery.objects.defer("traceback").prefetch_related(failures).order_by("id")
+    )
+    log = OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
+    events = list(log[:limit] if limit is not None else log)
     position = {event.event_id: event.id for event in events}
     caused: dict[UUID, list[OutboxEvent]] = defaultdict(list)
     roots = []
     for event in events:
-        if position.get(event.causation_id, event.id) < event.id:
-            caused[event.causation_id].append(event)
+        cause = event.causation_id
+        if cause is not None and position.get(cause, event.id) < event.id:
+            caused[cause].append(event)
         else:
             roots.append(event)
     nodes: dict[UUID, TraceNode] = {}
@@ -430,7 +433,7 @@ def shared_starts(deliveries: Iterable[Delivery]) -> set[datetime]:
         .annotate(n=Count("id"))
         .filter(n__gt=1)
     )
-    return {row["started_at"] for row in together}
+    return {row["started_at"] for row in together if row["started_at"] is not None}  # all are: started_at__in
 
 
 def handler_circuits() -> list[HandlerCircuit]:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Now
@@ -46,14 +47,14 @@ def dead_letter_retry(*, deliveries: QuerySet[Delivery]) -> int:
 
 
 @transaction.atomic
-def dead_letter_discard(*, deliveries: QuerySet[Delivery], user: AbstractBaseUser | None) -> int:
+def dead_letter_discard(*, deliveries: QuerySet[Delivery], user: AbstractBaseUser | AnonymousUser | None) -> int:
     """Mark dead deliveries resolved without running them. Nothing is deleted.
 
     The relay is kicked on commit: a discarded letter of an ordered handler
     no longer holds its aggregate's later deliveries, which go on at once.
     """
     count = deliveries.filter(status=Status.DEAD, resolved_at__isnull=True).update(
-        resolved_at=timezone.now(), resolved_by=user
+        resolved_at=timezone.now(), resolved_by=_operator(user)
     )
     if count:
         kick_relay_on_commit()
@@ -75,13 +76,20 @@ def dead_letter_group_retry(
 def dead_letter_group_discard(
     *,
     group: DeadLetterGroup,
-    user: AbstractBaseUser | None,
+    user: AbstractBaseUser | AnonymousUser | None,
     limit: int | None = None,
     batch_size: int = GROUP_BATCH_SIZE,
 ) -> int:
     """Discard up to ``limit`` of a group's letters (all when None), oldest first; how many were discarded."""
-    now = timezone.now()
-    return _in_batches(group, limit, batch_size, lambda ids: _update_and_kick(ids, resolved_at=now, resolved_by=user))
+    now, operator = timezone.now(), _operator(user)
+    return _in_batches(
+        group, limit, batch_size, lambda ids: _update_and_kick(ids, resolved_at=now, resolved_by=operator)
+    )
+
+
+def _operator(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+    """Who is recorded as having acted: a signed-in user, or nobody (a command; no anonymous user is stored)."""
+    return None if user is None or isinstance(user, AnonymousUser) else user
 
 
 def _in_batches(group: DeadLetterGroup, limit: int | None, batch_size: int, apply: Callable[[list[int]], int]) -> int:

@@ -3,6 +3,7 @@
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import worker_init
@@ -53,10 +54,10 @@ def run_deliveries(self: Task, delivery_ids: list[int], token: int | None = None
     if report.handed_back:
         logger.info("outbox: %d deliveries handed back unstarted at the soft time limit", len(report.handed_back))
     if report.busy:
-        self.apply_async(
-            (report.busy, token), queue=self.request.delivery_info.get("routing_key") or None,
-            countdown=runner.START_GRACE_SECONDS, **dispatch.CHEAP_SEND,
-        )  # fmt: skip
+        options: dict[str, Any] = {**dispatch.CHEAP_SEND, "countdown": runner.START_GRACE_SECONDS}
+        if queue := (self.request.delivery_info or {}).get("routing_key"):
+            options["queue"] = queue
+        self.apply_async((report.busy, token), **options)
 
 
 def _deadline(task: Task) -> float | None:

@@ -76,7 +76,8 @@ class ErrorSerializer(serializers.Serializer):
 class InvalidInputSerializer(ErrorSerializer):
     """A 400: the error, and for invalid fields the messages of each (absent when the body is not JSON)."""
 
-    errors = serializers.DictField(
+    # A declared field: DRF's metaclass takes it off the class, so the serializer's own ``errors`` property stays.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="The messages for each invalid field, keyed by its path "
@@ -97,7 +98,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     exc = as_api_exception(exc)
     response = drf_exception_handler(exc, context)  # sets WWW-Authenticate and Retry-After, rolls back
-    if response is not None:
+    if response is not None and isinstance(exc, exceptions.APIException):  # DRF answers only these (after ours)
         response.data = error_body(exc)
     return response
 

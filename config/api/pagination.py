@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -20,7 +21,14 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
-    def get_page_size(self, request: Request) -> int:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+        """The page asked for (DRF's returns None when there is no page size; here there always is)."""
+        page: list[Any] | None = super().paginate_queryset(queryset, request, view)
+        if page is None:
+            raise ImproperlyConfigured("REST_FRAMEWORK['PAGE_SIZE'] is not set: the API pages every list.")
+        return page
+
+    def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size

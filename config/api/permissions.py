@@ -18,11 +18,14 @@ def has_perm(*perms: str, message: str) -> type[BasePermission]:
     if not perms:
         raise ValueError("has_perm needs at least one permission.")
 
+    refusal = message
+
     class HasPerm(BasePermission):
+        message = refusal
+
         def has_permission(self, request: Request, view: object) -> bool:
             user = request.user
             return bool(user and user.is_authenticated and any(user.has_perm(perm) for perm in perms))
 
-    HasPerm.message = message
     HasPerm.__name__ = HasPerm.__qualname__ = f"HasPerm_{'_or_'.join(p.replace('.', '_') for p in perms)}"
     return HasPerm

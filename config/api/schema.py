@@ -1,6 +1,6 @@
 """The OpenAPI schema: every operation documents the error bodies it can answer."""
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from .errors import UNAVAILABLE_DETAIL, ErrorSerializer, InvalidInputSerializer
 
 # code: (when, an example body)
-ERRORS = {
+ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
     400: (
         "Invalid input, and nothing was written: `errors` has the messages for each field.",
         {
@@ -94,7 +94,7 @@ class AutoSchema(SpectacularAutoSchema):
     one uses the database. A view's own ``extend_schema`` responses win.
     """
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, response in error_responses(*self._error_codes()).items():
             responses.setdefault(str(code), self._get_response_for_code(response, str(code), direction=direction))

@@ -41,6 +41,7 @@ class OrderPlaceThrottle(UserRateThrottle):
 
 def seconds_to_wait(throttle: SimpleRateThrottle, request: HttpRequest) -> int | None:
     """For a page: None when ``throttle`` lets ``request`` through (and counts it), else whole seconds to wait."""
-    if throttle.allow_request(request, None):
+    # DRF's throttles read only the request's META and user, which a Django request has; a page has no APIView.
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
         return None
     return max(1, math.ceil(throttle.wait() or 1))

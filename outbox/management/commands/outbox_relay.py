@@ -59,7 +59,7 @@ class Command(BaseCommand):
         listener = _listen() if listens else None
         relay_started.send(sender=type(self))
         self.stdout.write(f"outbox relay: {'LISTEN ' + CHANNEL if listens else 'polling'}, poll every {poll_seconds}s")
-        last_sweep, woken_for = 0.0, set()
+        last_sweep, woken_for = 0.0, set[str]()
         try:
             while not stop.is_set():
                 sweep = HELD in woken_for or time.monotonic() - last_sweep >= poll_seconds
