@@ -189,4 +189,7 @@ def _stream(sku: str) -> QuerySet[OutboxEvent]:
 
 
 def _decode(row: OutboxEvent) -> StockEvent:
-    return registry.decode(row.type, row.version, row.payload)
+    event = registry.decode(row.type, row.version, row.payload)
+    if not isinstance(event, StockEvent):
+        raise TypeError(f"event #{row.id} in a stock stream is a {row.type}, not a stock event")
+    return event

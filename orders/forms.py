@@ -6,6 +6,7 @@ Forms parse and check what a person typed; the orders services decide.
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any, cast
 
 from django import forms
 
@@ -25,12 +26,15 @@ class OrderLineForm(forms.Form):
 
     def __init__(self, *args, products: Sequence[ProductAvailability] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["sku"].choices = [("", "(none)")] + [
+        sku = self.fields["sku"]
+        assert isinstance(sku, forms.ChoiceField)  # declared above
+        sku.choices = [("", "(none)")] + [
             (p.sku, f"{p.name} ({p.sku}): {p.price} {p.currency}, {p.available} available") for p in products
         ]
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("sku") and not cleaned.get("quantity") and "quantity" not in self.errors:
             self.add_error("quantity", "How many? At least 1.")
         return cleaned  # a line without a product is an unused line, whatever its quantity
@@ -57,8 +61,12 @@ class BaseOrderLineFormSet(forms.BaseFormSet):
         ]
 
 
-OrderLineFormSet = forms.formset_factory(
-    OrderLineForm, formset=BaseOrderLineFormSet, extra=LINE_ROWS, max_num=LINE_ROWS * 4, validate_max=True
+# A subclass of BaseOrderLineFormSet (formset_factory's type says only BaseFormSet).
+OrderLineFormSet = cast(
+    "type[BaseOrderLineFormSet]",
+    forms.formset_factory(
+        OrderLineForm, formset=BaseOrderLineFormSet, extra=LINE_ROWS, max_num=LINE_ROWS * 4, validate_max=True
+    ),
 )
 
 

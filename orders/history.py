@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import reduce
+from typing import Any
 
 from inventory.events import InventoryReleased, InventoryReservationFailed, InventoryReserved, StockShipped
 from outbox.events import DomainEvent, Money
@@ -109,12 +110,14 @@ def _stock(outcome: str) -> Callable[[OrderHistory, DomainEvent, dt.datetime], O
 
 def _flag(name: str) -> Callable[[OrderHistory, DomainEvent, dt.datetime], OrderHistory]:
     def record(state: OrderHistory, event: DomainEvent, at: dt.datetime) -> OrderHistory:
-        return replace(state, **{name: True})
+        flags: dict[str, Any] = {name: True}
+        return replace(state, **flags)
 
     return record
 
 
-_EFFECTS: dict[type[DomainEvent], Callable[[OrderHistory, DomainEvent, dt.datetime], OrderHistory]] = {
+# Each effect takes the events of its own key's type (Any: a mapping cannot say so per entry).
+_EFFECTS: dict[type[DomainEvent], Callable[[OrderHistory, Any, dt.datetime], OrderHistory]] = {
     OrderPlaced: _placed,
     OrderConfirmed: _confirmed,
     OrderReadyToShip: _ready,

@@ -168,6 +168,8 @@ def _carry_out(decision: Decision, saga: OrderSaga, order: Order) -> Order:
         order, saga.outcome = services.order_mark_ready(order_id=order.id), Outcome.READY_TO_SHIP
     elif decision.step == "mark_shipped":
         shipment = saga.shipment
+        if not shipment:  # the transition to mark_shipped needs it
+            raise ValueError(f"order {order.id}: marking it shipped needs the shipment the saga learnt")
         order = services.order_mark_shipped(
             order_id=order.id,
             carrier=shipment["carrier"],

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -105,7 +105,7 @@ def orders_of_customer(*, customer_id: int) -> QuerySet[Order]:
 def user_sees_every_order(*, user: User) -> bool:
     """Whether ``user`` may read any customer's orders: as the admin asks, ``orders.view_order`` (or
     ``orders.change_order``, which includes seeing). Staff status alone is not enough."""
-    return user.has_perm("orders.view_order") or user.has_perm("orders.change_order")
+    return _has_perm(user, "orders.view_order") or _has_perm(user, "orders.change_order")
 
 
 def user_may_confirm(*, user: User, order: Order) -> bool:
@@ -121,7 +121,12 @@ def user_may_cancel(*, user: User, order: Order) -> bool:
 
     The rule :func:`orders.services.order_cancel` enforces; the pages ask it to offer the button.
     """
-    return order.customer_id == user.pk or user.has_perm("orders.change_order")
+    return order.customer_id == user.pk or _has_perm(user, "orders.change_order")
+
+
+def _has_perm(user: User, perm: str) -> bool:
+    """Django's permission check; a user model without permissions (no PermissionsMixin) holds none."""
+    return isinstance(user, PermissionsMixin | AnonymousUser) and user.has_perm(perm)
 
 
 def orders_visible_to(*, user: User, status: str | None = None) -> QuerySet[Order]:
@@ -155,6 +160,8 @@ def order_events(*, order_id: UUID) -> QuerySet[OutboxEvent]:
     its deliveries (one per subscribed handler), in the order they were made.
     """
     correlation_id = order_correlation_id(order_id=order_id)
+    if correlation_id is None:  # no such order
+        return OutboxEvent.objects.none()
     deliveries = Prefetch("deliveries", queryset=Delivery.objects.order_by("id"))
     return OutboxEvent.objects.filter(correlation_id=correlation_id).prefetch_related(deliveries).order_by("id")
 
@@ -193,7 +200,7 @@ def order_timeline(*, order_id: UUID) -> list[TimelineEntry]:
     return [
         TimelineEntry(
             event=event,
-            cause_type=types.get(event.causation_id, ""),
+            cause_type=types.get(event.causation_id, "") if event.causation_id else "",
             deliveries=deliveries[event.event_id],
             holds={d.id: holds[d.id] for d in deliveries[event.event_id] if d.id in holds},
         )
@@ -334,6 +341,8 @@ _RECORDED_AT = {
 
 
 def _snapshot(order: Order, state: history.OrderHistory, at: dt.datetime) -> OrderSnapshot:
+    if state.placed_at is None or state.total is None or state.shipping_address is None:
+        raise ValueError(f"order {order.id} has no snapshot before it was placed (OrderPlaced sets all three)")
     cancelled = state.status == Order.Status.CANCELLED
     confirmed = state.confirmed_at is not None
     payment = _payment_status(payment=state.payment, refunded=state.refunded, cancelled=cancelled)

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -46,6 +46,7 @@ from . import selectors
 from .catalogue import CataloguePrice, catalogue
 from .events import (
     ERASED_ADDRESS,
+    CancelCode,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
@@ -293,7 +294,7 @@ def order_cancel(*, order_id: UUID, reason: str, by_user_id: int | None = None, 
         order,
         OrderCancelled(
             order_id=order.id,
-            code=order.cancel_code,
+            code=cast("CancelCode", order.cancel_code),  # one of Order.CancelCode: _cancel_code chose it
             reason=order.cancel_reason,
             refund_due=bool(saga and saga.payment_secured),
             total=_total(order),

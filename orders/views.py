@@ -38,7 +38,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
     A page that is not a number is the first; one past the end, the last.
     """
-    orders = selectors.orders_of_customer(customer_id=request.user.pk)
+    orders = selectors.orders_of_customer(customer_id=request.user.pk)  # type: ignore[arg-type]  # login_required
     page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "orders/order_list.html", {"orders": page.object_list, "page": page})
 
@@ -56,7 +56,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
         elif form.is_valid() and lines.is_valid():
             try:
                 order = services.order_place(
-                    customer_id=request.user.pk,
+                    customer_id=request.user.pk,  # type: ignore[arg-type]  # login_required: signed in
                     lines=lines.requested(),
                     shipping_address=form.shipping_address(),
                     payment_token=form.cleaned_data["payment_token"],
@@ -67,7 +67,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Your order is placed as a draft: check it, then confirm it.")
                 return redirect("orders:detail", order_id=order.id)
     else:
-        form = OrderForm(initial={"name": request.user.get_full_name()})
+        form = OrderForm(initial={"name": request.user.get_full_name()})  # type: ignore[union-attr]  # login_required
         chosen = request.GET.get("sku", "")
         initial = [{"sku": chosen, "quantity": 1}] if chosen else []
         lines = OrderLineFormSet(initial=initial, form_kwargs={"products": products}, prefix="lines")
