@@ -93,7 +93,10 @@ def _publish_and_send(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     from tests.outbox.probe.events import Pinged
     from tests.outbox.probe.tasks import record_effect_task
 
-    publishes, statements, sends, plain_sends = [], [], [], []
+    publishes: list[float] = []
+    statements: list[float] = []
+    sends: list[float] = []
+    plain_sends: list[float] = []
 
     def publish_one(number: int) -> None:
         with _timing(postgresql, "prepared", statements):

@@ -15,6 +15,7 @@ includes starting the relay process). Which side goes first alternates run by ru
 """
 
 import time
+from typing import Any
 
 from bench import harness, work
 
@@ -34,7 +35,7 @@ def run(*, smoke: bool) -> dict:
         if _runs % 2:
             sides.reverse()
         _runs += 1
-        result = {key: measure(consumers, events) for key, measure in sides}
+        result: dict[str, Any] = {key: measure(consumers, events) for key, measure in sides}
     result["ratio"] = harness.ratios(
         {"deliveries_per_s": result["figures"]["deliveries_per_s"]},
         {"deliveries_per_s": result["baseline"]["deliveries_per_s"]},

@@ -70,6 +70,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUES = "outbox,orders,payments,inventory,shipping,notifications"
@@ -207,8 +211,8 @@ class Deployment:
     def __init__(self, configuration: Configuration) -> None:
         self.configuration = configuration
         self.name = configuration.name
-        self.consumers: list = []
-        self.web = None
+        self.consumers: list[ChildProcess] = []
+        self.web: ChildProcess | None = None
         self.scratch = Path(tempfile.mkdtemp(prefix=f"bench-flow-{self.name}-"))
         self.database = ""
         self.port = _free_port()
@@ -280,10 +284,10 @@ class Deployment:
             for file in template.glob("*.sqlite3*"):
                 shutil.copy2(file, self.scratch / "var" / file.name)
         else:
-            template = _postgres_template(self.env())
-            self.database = f"{template.removesuffix('_tpl')}_{self.name}"
+            source = _postgres_template(self.env())
+            self.database = f"{source.removesuffix('_tpl')}_{self.name}"
             _drop_database(self.database)
-            _admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{template}"')
+            _admin(f'CREATE DATABASE "{self.database}" TEMPLATE "{source}"')
             _flush_redis()
 
     def _start(self) -> None:
@@ -319,9 +323,20 @@ class Deployment:
         self.orders = OrderStore(self)
         self.ship_one()  # warm-up, not measured: every process has imported, connected and run each handler once
 
+    def _started_web(self) -> "ChildProcess":
+        if self.web is None:
+            raise BenchError(f"{self.name}: gunicorn is not started")
+        return self.web
+
+    def _started_orders(self) -> "OrderStore":
+        if self.orders is None:
+            raise BenchError(f"{self.name}: not started: its orders cannot be read")
+        return self.orders
+
     def _answers(self) -> bool:
-        if not self.web.alive():
-            raise BenchError(f"gunicorn exited:\n{self.web.output()[-3000:]}")
+        web = self._started_web()
+        if not web.alive():
+            raise BenchError(f"gunicorn exited:\n{web.output()[-3000:]}")
         with contextlib.suppress(OSError):
             return self.api("GET", "/healthz", expect=(200,)) is not None
         return False
@@ -369,13 +384,13 @@ class Deployment:
         """One order placed, confirmed and shipped; confirm -> shipped in milliseconds."""
         order_id, confirmed = self.place_and_confirm()
         deadline = time.monotonic() + timeout
-        while (shipped := self.orders.final([order_id]).get(order_id)) is None:
+        while (shipped := self._started_orders().final([order_id]).get(order_id)) is None:
             if time.monotonic() > deadline:
                 self.check_consumers()
                 raise BenchError(f"{self.name}: order {order_id} not shipped after {timeout}s\n{self.logs()}")
             self.check_consumers(every=1.0)
             time.sleep(0.005)
-        if shipped == "cancelled":
+        if isinstance(shipped, str):  # "cancelled"
             raise BenchError(f"{self.name}: order {order_id} was cancelled\n{self.logs()}")
         return (shipped - confirmed) * 1000
 
@@ -392,10 +407,11 @@ class Deployment:
         started = time.time()
         confirmed = self._clients(seconds)
         deadline = time.monotonic() + drain_timeout
-        while len(final := self.orders.final(list(confirmed))) < len(confirmed) and time.monotonic() < deadline:
+        orders = self._started_orders()
+        while len(final := orders.final(list(confirmed))) < len(confirmed) and time.monotonic() < deadline:
             self.check_consumers(every=1.0)
             time.sleep(0.1)
-        shipped = {order_id: at for order_id, at in final.items() if at != "cancelled"}
+        shipped = {order_id: at for order_id, at in final.items() if not isinstance(at, str)}  # not "cancelled"
         if not shipped:
             raise BenchError(f"{self.name}: none of {len(confirmed)} orders shipped under load\n{self.logs()}")
         return {
@@ -427,7 +443,7 @@ class Deployment:
 
         consumers = [process.pid for process in self.consumers if process.alive()]
         return {
-            "web": harness.cpu_seconds(pgids=[self.web.pid]),
+            "web": harness.cpu_seconds(pgids=[self._started_web().pid]),
             "consumers": harness.cpu_seconds(pgids=consumers) if consumers else 0.0,
             "database": harness.cpu_seconds(command="postgres"),
         }
@@ -490,17 +506,21 @@ class OrderStore:
             return {keys[id_]: _final(status, _sqlite_time(at)) for id_, status, at in rows}
         import psycopg
 
-        with psycopg.connect(self.url, autocommit=True) as connection:
-            rows = connection.execute(
+        with psycopg.connect(self.url, autocommit=True) as server:
+            found = server.execute(
                 "SELECT id::text, status, shipped_at FROM orders_order WHERE id = ANY(%s::uuid[]) "
                 "AND status IN ('shipped', 'cancelled')",
                 [order_ids],
             ).fetchall()
-        return {id_: _final(status, at.timestamp() if at else None) for id_, status, at in rows}
+        return {id_: _final(status, at.timestamp() if at else None) for id_, status, at in found}
 
 
 def _final(status: str, shipped_at: float | None) -> float | str:
-    return shipped_at if status == "shipped" else "cancelled"
+    if status != "shipped":
+        return "cancelled"
+    if shipped_at is None:
+        raise BenchError("a shipped order without shipped_at: the bench cannot time it")
+    return shipped_at
 
 
 def _sqlite_time(text: str | None) -> float | None:
@@ -509,11 +529,12 @@ def _sqlite_time(text: str | None) -> float | None:
 
 # Databases, migrated and seeded once per process (and dropped as it exits) ----------------------------
 
-_templates: dict[str, object] = {}
+_postgres_templates: dict[str, str] = {}  # "postgres": the template database's name
+_sqlite_templates: dict[str, Path] = {}  # "sqlite": the folder of the migrated, seeded stores
 
 
 def _postgres_template(env: dict[str, str]) -> str:
-    if "postgres" not in _templates:
+    if "postgres" not in _postgres_templates:
         from django.db import connection
 
         name = f"{connection.settings_dict['NAME']}_flow_tpl"
@@ -521,21 +542,21 @@ def _postgres_template(env: dict[str, str]) -> str:
         _admin(f'CREATE DATABASE "{name}"')
         _manage(env | {"DATABASE_URL": _database_url(name)}, "migrate", "--noinput")
         _seed(env | {"DATABASE_URL": _database_url(name)})
-        _templates["postgres"] = name
+        _postgres_templates["postgres"] = name
         atexit.register(_drop_database, name)
-    return _templates["postgres"]
+    return _postgres_templates["postgres"]
 
 
 def _sqlite_template(env: dict[str, str]) -> Path:
-    if "sqlite" not in _templates:
+    if "sqlite" not in _sqlite_templates:
         var = Path(tempfile.mkdtemp(prefix="bench-flow-sqlite-"))
         atexit.register(shutil.rmtree, var, ignore_errors=True)
         env = env | {"VAR_DIR": str(var)}
         _manage(env, "migrate", "--noinput")
         _manage(env, "migrate", "--database", "sandbox", "--noinput")
         _seed(env)
-        _templates["sqlite"] = var
-    return _templates["sqlite"]
+        _sqlite_templates["sqlite"] = var
+    return _sqlite_templates["sqlite"]
 
 
 def _seed(env: dict[str, str]) -> None:

@@ -17,8 +17,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tests.support.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/oms_bench")
@@ -180,8 +184,8 @@ class Consumers:
     def __init__(self, *, relay: bool = False, parked: bool = False, note_done: bool = False, **env: str) -> None:
         self.env = {"PROBE_DONE_LIST": DONE_LIST, **env} if note_done else env
         self.want_relay, self.parked = relay, parked
-        self.worker = None
-        self.relay = None
+        self.worker: ChildProcess | None = None
+        self.relay: ChildProcess | None = None
         self.ready = False
         self.node = f"bench-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
 
@@ -221,9 +225,11 @@ class Consumers:
         """Ready when it answers a ping: its consumer loop runs (it logs nothing at WARNING)."""
         from config.celery_app import app
 
+        worker = self._started_worker()
+
         def answers() -> bool:
-            if not self.worker.alive():
-                raise RuntimeError(f"the worker exited:\n{self.worker.output()[-3000:]}")
+            if not worker.alive():
+                raise RuntimeError(f"the worker exited:\n{worker.output()[-3000:]}")
             return bool(app.control.ping(destination=[self.node], timeout=0.3))
 
         if not self.ready:
@@ -238,7 +244,14 @@ class Consumers:
         return ChildProcess("bench-relay", argv, process_env(**self.env), ready_when="outbox relay:")
 
     def _wait_relay(self) -> None:
+        if self.relay is None:
+            raise RuntimeError("no relay was started to wait for")
         wait_until(self.relay.ready, timeout=60, what="the relay to start")
+
+    def _started_worker(self) -> "ChildProcess":
+        if self.worker is None:
+            raise RuntimeError("the worker is not started: use the consumers in a with block")
+        return self.worker
 
     def start_relay(self) -> None:
         """Start the relay process now (``relay=False`` consumers that get one later, as a drain does)."""
@@ -268,7 +281,7 @@ class Consumers:
 
     def rss(self) -> dict[str, float]:
         """Resident memory in MiB of each process group (the worker's main process and its pool children)."""
-        sizes = {"worker": group_rss_mib(self.worker.pid)}
+        sizes = {"worker": group_rss_mib(self._started_worker().pid)}
         if self.relay is not None:
             sizes["relay"] = group_rss_mib(self.relay.pid)
         return sizes
@@ -290,7 +303,7 @@ def group_rss_mib(pgid: int) -> float:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(*, pgids: list[int] = (), command: str = "") -> float:
+def cpu_seconds(*, pgids: Sequence[int] = (), command: str = "") -> float:
     """CPU time (user + system) so far of the live members of these process groups, or of every
     process whose command line starts with ``command`` (``postgres``: the server and its backends)."""
     total, prefix = 0, command.encode()
@@ -305,7 +318,7 @@ def cpu_seconds(*, pgids: list[int] = (), command: str = "") -> float:
 # Producers -----------------------------------------------------------------------------------------
 
 
-def in_threads(work: Callable[[int], None], threads: int = 2) -> None:
+def in_threads(work: Callable[[int], object], threads: int = 2) -> None:
     """Run ``work(index)`` in ``threads`` threads (each with its own connection, closed after); re-raise a failure."""
     from django.db import connection
 
@@ -335,7 +348,10 @@ def split(total: int, parts: int) -> list[int]:
 # Waiting and statistics ---------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> object:
+_T = TypeVar("_T")
+
+
+def wait_until(condition: Callable[[], _T | None], *, timeout: float, what: str, interval: float = 0.05) -> _T:
     """Poll ``condition`` until it is truthy; fail the benchmark after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

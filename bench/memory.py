@@ -35,7 +35,7 @@ def run(*, smoke: bool) -> dict:
             peak = {role: max(peak[role], size) for role, size in consumers.rss().items()}
             time.sleep(0.5)
         end = consumers.rss()
-    figures = {"events": events}
+    figures: dict[str, float] = {"events": events}
     for role in ("relay", "worker"):
         figures |= {
             f"{role}_rss_boot_mib": boot[role],

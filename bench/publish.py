@@ -117,11 +117,12 @@ def metered(meter: Meter):
 
     def run_hooks() -> None:
         # Wrapped once the transaction committed, when no more outbox code looks for its own callback in the list.
-        connection.run_on_commit = [(s, meter.timed_hook(f), r) for s, f, r in connection.run_on_commit]
+        # (savepoint ids, func, robust): Django's entries have three parts (the stubs say two).
+        connection.run_on_commit = [(e[0], meter.timed_hook(e[1]), *e[2:]) for e in connection.run_on_commit]
         real_hooks()
 
     order_services.publish = meter.timed_publish(real_publish)
-    connection.run_and_clear_commit_hooks = run_hooks
+    connection.run_and_clear_commit_hooks = run_hooks  # type: ignore[method-assign]  # metered for the block
     try:
         with connection.execute_wrapper(meter.time_sql):
             yield meter

@@ -12,6 +12,7 @@ the backlog is dropped.
 
 import threading
 import time
+from typing import Any
 
 from bench import harness, work
 
@@ -33,7 +34,7 @@ def run(*, smoke: bool) -> dict:
         if _runs % 2:
             sides.reverse()
         _runs += 1
-        result = {key: measure(consumers, side, relay, warmup, window) for key, side, relay in sides}
+        result: dict[str, Any] = {key: measure(consumers, side, relay, warmup, window) for key, side, relay in sides}
     result["ratio"] = harness.ratios(result["figures"], result["baseline"])
     result["targets"] = TARGETS
     return result
