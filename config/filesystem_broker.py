@@ -22,7 +22,7 @@ PARTIAL = ".partial"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: dict, **kwargs) -> None:
+    def _put(self, queue: str, payload: dict, **kwargs) -> None:  # type: ignore[override]  # kombu's name; stubs: message
         """Put a message on ``queue``: written in full, then renamed to the name consumers look for."""
         name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"  # kombu's name: consumers sort on it
         final = os.path.join(self.data_folder_out, name)

@@ -161,13 +161,13 @@ def _measure_cache_reads() -> None:
         return
 
     def create_measured(alias: str) -> Any:
-        backend = create(alias)
-        backend.__class__ = _measured_cache(type(backend))
+        backend: Any = create(alias)  # given an attribute of ours below
+        backend.__class__ = _measured_cache(type(backend))  # type: ignore[arg-type]  # a class is hashable
         backend.metrics_alias = alias
         return backend
 
-    create_measured.measured = True
-    caches.create_connection = create_measured
+    create_measured.measured = True  # type: ignore[attr-defined]  # read back with getattr above
+    caches.create_connection = create_measured  # type: ignore[method-assign]  # every cache Django builds
 
 
 def install() -> None:

@@ -124,7 +124,7 @@ def message_id(*, kind: str, event_id: UUID, domain: str) -> str:
 @cache
 def _engine() -> Engine:
     return Engine(
-        dirs=[TEMPLATES],
+        dirs=[TEMPLATES],  # type: ignore[list-item]  # Engine takes a path (the stubs say str)
         libraries={"i18n": "django.templatetags.i18n", "mail": "notifications.templatetags.mail"},
         string_if_invalid=_FailOnMissing("%s"),
     )
