@@ -38,9 +38,10 @@ Figures, per configuration ``<c>``:
 - ``<c>_consumer_crashes``: deployments of it whose worker, beat or relay died
   (or logged Celery's "Unrecoverable error"); a fresh deployment takes over
   (at most ``MAX_CRASHES`` times), the idle orders measured before it count.
-  The embedded default's worker does so often here: kombu's filesystem
-  transport reads a message file its producer has created but not yet
-  written, and the worker stops (celery/kombu#1551).
+  It should stay 0: the embedded default's worker used to stop now and then
+  when kombu's filesystem transport read a message file its producer had
+  created but not yet written (celery/kombu#1551), which
+  config/filesystem_broker.py prevents by renaming each file into place.
 
 The web is gunicorn on every configuration, the embedded one too (``make run``
 has runserver). The load phase runs on ``BENCH_FLOW_LOAD`` configurations:
@@ -141,7 +142,7 @@ def _measure(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Its figures and baseline; a deployment whose consumer dies is counted, said, and replaced by a fresh one.
 
-    The crash is a finding (kombu's filesystem transport, celery/kombu#1551), so it is a figure; the
+    A crash is a finding (as kombu's filesystem transport's was, celery/kombu#1551), so it is a figure; the
     orders shipped before it were measured all the same and count; a load phase it cut short runs again.
     """
     name = configuration.name
