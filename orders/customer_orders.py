@@ -36,7 +36,12 @@ def order_contents(*, order_id: UUID) -> OrderContents | None:
     order = Order.objects.filter(id=order_id).prefetch_related("lines").first()
     if order is None:
         return None
-    lines = tuple(
+    return OrderContents(lines=order_lines(order), total=order_total(order), placed_at=order.created_at)
+
+
+def order_lines(order: Order) -> tuple[OrderLine, ...]:
+    """The order's lines as its events carry them (orders' services put them in OrderConfirmed and others)."""
+    return tuple(
         OrderLine(
             sku=line.sku,
             name=line.name,
@@ -45,6 +50,7 @@ def order_contents(*, order_id: UUID) -> OrderContents | None:
         )
         for line in order.lines.all()
     )
-    return OrderContents(
-        lines=lines, total=Money(amount=order.total_amount, currency=order.currency), placed_at=order.created_at
-    )
+
+
+def order_total(order: Order) -> Money:
+    return Money(amount=order.total_amount, currency=order.currency)

@@ -39,11 +39,11 @@ from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
 from outbox import personal
-from outbox.events import Money
 from outbox.publishing import publish
 
 from . import selectors
 from .catalogue import CataloguePrice, catalogue
+from .customer_orders import order_lines, order_total
 from .events import (
     ERASED_ADDRESS,
     CancelCode,
@@ -55,9 +55,6 @@ from .events import (
     ShippingAddress,
     order_subjects,
     payment_subject,
-)
-from .events import (
-    OrderLine as LineValue,
 )
 from .models import (
     IdempotencyKey,
@@ -221,8 +218,8 @@ def _new_order(request: _OrderRequest, *, order_id: UUID) -> Order:
         OrderPlaced(
             order_id=order.id,
             customer_id=request.customer.pk,
-            lines=_line_values(order),
-            total=_total(order),
+            lines=order_lines(order),
+            total=order_total(order),
             shipping_address=request.address,
         ),
     )
@@ -256,8 +253,8 @@ def order_confirm(*, order_id: UUID, by_user_id: int | None = None) -> Order:
         order,
         OrderConfirmed(
             order_id=order.id,
-            total=_total(order),
-            lines=_line_values(order),
+            total=order_total(order),
+            lines=order_lines(order),
             customer_id=order.customer_id,
             customer_email=order.customer_email,
             shipping_address=ShippingAddress.model_validate(order.shipping_address),
@@ -297,7 +294,7 @@ def order_cancel(*, order_id: UUID, reason: str, by_user_id: int | None = None, 
             code=cast("CancelCode", order.cancel_code),  # one of Order.CancelCode: _cancel_code chose it
             reason=order.cancel_reason,
             refund_due=bool(saga and saga.payment_secured),
-            total=_total(order),
+            total=order_total(order),
             customer_email=order.customer_email,
         ),
     )
@@ -313,7 +310,7 @@ def order_mark_ready(*, order_id: UUID) -> Order:
         order,
         OrderReadyToShip(
             order_id=order.id,
-            lines=_line_values(order),
+            lines=order_lines(order),
             shipping_address=ShippingAddress.model_validate(order.shipping_address),
         ),
     )
@@ -451,22 +448,6 @@ def _within_limit(total: Decimal, currency: str) -> Decimal:
     if total >= limit:
         raise InvalidOrder(f"The order total, {total} {currency}, is over the limit of one order: split it up.")
     return total
-
-
-def _total(order: Order) -> Money:
-    return Money(amount=order.total_amount, currency=order.currency)
-
-
-def _line_values(order: Order) -> tuple[LineValue, ...]:
-    return tuple(
-        LineValue(
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            unit_price=Money(amount=line.unit_price, currency=order.currency),
-        )
-        for line in order.lines.all()
-    )
 
 
 @transaction.atomic
