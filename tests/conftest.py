@@ -46,6 +46,35 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("\n".join(problems) + "\n" + HOW_TO_START, returncode=3)
 
 
+# coverage.py's patch = ["subprocess"] (pyproject.toml) hands its configuration to every process a test
+# starts through this variable; without it a process runs untraced.
+COVERAGE_IN_SUBPROCESSES = "COVERAGE_PROCESS_CONFIG"
+_untraced = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A fault test's workers, relays and servers run without coverage's tracing.
+
+    Those tests hold real processes to leases of a few seconds while they kill and stop things; traced,
+    every handler runs several times slower (the chaos test's drain went from about 30 s to 170 s, its
+    leases running out on handlers merely slow), and the test would measure the tracer, not the outbox.
+    Before the test's fixtures start anything (module-scoped ones included), the variable is taken away;
+    it is given back after the teardown. The tests' own process stays measured.
+    """
+    if item.get_closest_marker("faults") and COVERAGE_IN_SUBPROCESSES in os.environ:
+        item.stash[_untraced] = os.environ.pop(COVERAGE_IN_SUBPROCESSES)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    try:
+        return (yield)
+    finally:
+        if _untraced in item.stash:
+            os.environ[COVERAGE_IN_SUBPROCESSES] = item.stash[_untraced]
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, with empty tables even when ``--reuse-db`` found a killed run's rows in it.
