@@ -3,6 +3,7 @@
 import os
 import time
 
+import coverage
 import psycopg
 import pytest
 import redis as redis_lib
@@ -50,20 +51,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # starts through this variable; without it a process runs untraced.
 COVERAGE_IN_SUBPROCESSES = "COVERAGE_PROCESS_CONFIG"
 _untraced = pytest.StashKey[str]()
+_paused = pytest.StashKey[coverage.Coverage]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A fault test's workers, relays and servers run without coverage's tracing.
+    """A fault test runs untraced by coverage: its own process, and the workers, relays and servers it starts.
 
-    Those tests hold real processes to leases of a few seconds while they kill and stop things; traced,
-    every handler runs several times slower (the chaos test's drain went from about 30 s to 170 s, its
-    leases running out on handlers merely slow), and the test would measure the tracer, not the outbox.
-    Before the test's fixtures start anything (module-scoped ones included), the variable is taken away;
-    it is given back after the teardown. The tests' own process stays measured.
+    Those tests hold real processes to leases of a few seconds while they kill and stop things, on two
+    cores. Traced, every handler ran several times slower (the chaos test's drain went from about 30 s to
+    170 s, its leases running out on handlers merely slow), and the tracing test process took the CPU the
+    workers needed: the tests then measure the tracer, not the outbox. Before the test's fixtures start
+    anything (module-scoped ones included), the measurement pauses and the variable is taken away; both
+    come back after the teardown.
     """
-    if item.get_closest_marker("faults") and COVERAGE_IN_SUBPROCESSES in os.environ:
+    if not item.get_closest_marker("faults"):
+        return
+    if COVERAGE_IN_SUBPROCESSES in os.environ:
         item.stash[_untraced] = os.environ.pop(COVERAGE_IN_SUBPROCESSES)
+    measuring = coverage.Coverage.current()
+    if measuring is not None:
+        measuring.stop()
+        item.stash[_paused] = measuring
 
 
 @pytest.hookimpl(wrapper=True)
@@ -73,6 +82,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     finally:
         if _untraced in item.stash:
             os.environ[COVERAGE_IN_SUBPROCESSES] = item.stash[_untraced]
+        if _paused in item.stash:
+            item.stash[_paused].start()
 
 
 @pytest.fixture(scope="session")
