@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, connections, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Value
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -386,6 +386,27 @@ def _reset_if_broken() -> None:
         connection.close()
 
 
+def _drop_interrupted_connections() -> None:
+    """Cancel and drop the handler's other database connections that an interruption left mid-query.
+
+    psycopg leaves a connection busy when an exception (the soft time limit's)
+    interrupts its query outside a transaction: every later statement on it
+    fails with "another command is already in progress", for every handler
+    this worker runs while the connection lives (``CONN_MAX_AGE``), and the
+    server goes on running the query, locks and all. The runner's own
+    connection is seen to where its batch is given up.
+    """
+    for other in connections.all(initialized_only=True):
+        if other.alias == DEFAULT_DB_ALIAS or other.vendor != "postgresql" or other.connection is None:
+            continue
+        if other.connection.closed:
+            other.close()
+        elif other.connection.info.transaction_status == TransactionStatus.ACTIVE:
+            logger.warning("outbox: dropping database connection %r, left mid-query by an interruption", other.alias)
+            other.connection.cancel_safe(timeout=2.0)
+            other.close()
+
+
 def _pg_status() -> "TransactionStatus":
     return connection.connection.info.transaction_status
 
@@ -458,6 +479,7 @@ def _run_one(delivery: Delivery, report: RunReport, *, isolate: bool, alone: boo
             )
             subscription.handler(event, envelope)
     except Exception as exc:
+        _drop_interrupted_connections()
         if _connection_lost():
             raise ConnectionLost() from exc
         # At ERROR with its traceback, so that an error tracker reading the log (such as Sentry's logging

@@ -26,6 +26,9 @@ DATABASES = {"default": env.db_url("TEST_DATABASE_URL", default="postgres://post
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A test database of its own: the shop's, kept by --reuse-db, has tables of apps this project does not know.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_oms") + "_outbox"}
+# A second alias on the same database, for handlers that use another connection (a provider's store, say):
+# a test mirror, so a test that touches it says so with django_db(databases=["default", "side"]).
+DATABASES["side"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 CACHES = {"default": env.cache_url("TEST_CACHE_URL", default="redis://127.0.0.1:6379/10")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
