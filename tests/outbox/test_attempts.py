@@ -16,7 +16,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from outbox.models import Delivery, DeliveryFailure, InboxEntry
@@ -26,6 +26,7 @@ from outbox.runner import START_GRACE_SECONDS, run_deliveries
 from outbox.subscriptions import Subscription, subscriptions
 from tests.outbox.probe.events import Pinged
 from tests.outbox.probe.models import Effect, Switch
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -149,11 +150,11 @@ def test_an_attempt_started_a_moment_ago_is_left_to_the_runner_that_started_it()
 
 
 def test_a_batch_past_its_deadline_hands_back_what_it_did_not_start_unspent(subscribe):
-    # given a batch of three deliveries of a handler that takes 50 ms
-    name = subscribe(lambda event, envelope: time.sleep(0.05))
+    # given a batch of three deliveries of a handler that takes 500 ms
+    name = subscribe(lambda event, envelope: time.sleep(0.5))
     deliveries = _dispatched(name, count=3)
-    # when the batch must stop 20 ms in
-    report = run_deliveries([d.id for d in deliveries], deadline=time.monotonic() + 0.02)
+    # when the batch must stop 250 ms in (time enough to start the first, on a busy machine too)
+    report = run_deliveries([d.id for d in deliveries], deadline=time.monotonic() + 0.25)
     # then the first ran, the others are back to pending with no attempt spent
     rows = {d.id: d for d in Delivery.objects.filter(handler=name)}
     first, *rest = deliveries
@@ -250,6 +251,42 @@ def test_a_handler_interrupted_while_the_database_makes_it_wait_gives_its_batch_
     assert "soft time limit" in interrupted.last_error
     assert {(d.status, d.attempts) for i, d in rows.items() if i != interrupted.id} == {("pending", 0)}
     assert not Effect.objects.filter(handler="contended").exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "side"])
+def test_a_handler_interrupted_mid_query_on_another_database_leaves_the_worker_that_database_usable(
+    subscribe, no_live_outbox
+):
+    # given a handler that queries a second database, whose first run the soft time limit interrupts there
+    runs = []
+
+    def handler(event, envelope):
+        runs.append(envelope.event_id)
+        with connections["side"].cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(%s), 'side-query'", [60 if len(runs) == 1 else 0])
+
+    name = subscribe(handler)
+    [first] = _dispatched(name)
+    with _soft_time_limit_in(0.5):
+        report = run_deliveries([first.id], token=first.dispatch_token)
+    assert report.failed == [first.id]
+    # when the same worker runs the handler again
+    [second] = _dispatched(name)
+    report = run_deliveries([second.id], token=second.dispatch_token)
+    # then it finds that database usable (not "another command is already in progress")
+    second.refresh_from_db()
+    assert (report.done, second.last_error) == ([second.id], "")
+    # and the server stopped the interrupted query, rather than running it on for a minute
+    wait_for(lambda: not _running_queries_like("%side-query%"), timeout=5, what="the interrupted query to stop")
+
+
+def _running_queries_like(pattern: str) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
+            [pattern],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
 
 
 @contextlib.contextmanager
