@@ -237,7 +237,13 @@ def test_stock_as_of_reads_a_bounded_slice_of_a_long_stream(settings):
     assert '"outbox_event"."id" < ' in events_sql  # bounded above by the next snapshot, not read to the end
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     every=st.integers(min_value=1, max_value=6),
     steps=st.lists(

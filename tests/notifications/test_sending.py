@@ -125,7 +125,7 @@ def test_a_hanging_mail_server_costs_one_email_timeout_and_the_mail_stays_pendin
         handlers.mail_order_confirmed(second, envelope_for(second))
     elapsed = time.monotonic() - started
     # then the first send timed out after EMAIL_TIMEOUT, and the second was left to the sweep
-    assert 2 <= elapsed < 3.5, elapsed
+    assert 2 <= elapsed < 2 * settings.EMAIL_TIMEOUT, elapsed  # one timeout, not two
     tried = Notification.objects.get(order_id=first.order_id)
     assert (tried.status, tried.attempts) == ("pending", 1)
     assert "timed out" in tried.last_error

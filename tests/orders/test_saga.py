@@ -84,7 +84,13 @@ def expected_outcome(*, paid: bool, reserved: bool, customer_cancels: bool) -> t
     return "cancelled", codes
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     paid=st.booleans(),
     reserved=st.booleans(),
