@@ -25,6 +25,7 @@ import random
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ class Chaos:
         self.received = {sku: 0 for sku in skus}
         self.poison_events: list[OutboxEvent] = []
         self.resent_after_clean_stop: list[int] = []
+        self.fault_failed = ""  # the fault that raised, and its traceback: the run is then not the one planned
         self._next = 0
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -180,6 +182,9 @@ class Chaos:
             thread.start()
         for thread in (*load, faults):
             thread.join()
+        if self.fault_failed:
+            self._done.set()
+            raise AssertionError(f"a fault failed, so the run was not the one planned: {self.fault_failed}")
         load_seconds = time.monotonic() - began
         drained_at = time.monotonic()
         try:
@@ -261,6 +266,7 @@ class Chaos:
     # -- the faults ------------------------------------------------------------------------------------
 
     def _fault_loop(self) -> None:
+        name = ""
         try:
             for share, name, fault in self._schedule():
                 wait_for(
@@ -273,6 +279,8 @@ class Chaos:
                 record.note = fault() or ""
                 record.ended = time.monotonic()
                 self.faults.append(record)
+        except Exception:
+            self.fault_failed = f"{name or 'the schedule'}\n{traceback.format_exc()}"
         finally:
             connection.close()
 
