@@ -27,8 +27,9 @@ from datetime import timedelta
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
 from django.core import checks
+
+from .conf import outbox_setting
 
 RUN_TASK = "outbox.run_deliveries"
 PRUNE_TASK = "outbox.prune"
@@ -55,7 +56,7 @@ def soft_time_limit(task: Any, *, request: Any = None) -> float | None:
 
 
 def problems() -> list[checks.CheckMessage]:
-    lease = settings.OUTBOX["LEASE_SECONDS"]
+    lease = outbox_setting("LEASE_SECONDS")
     hard, soft = time_limits()
     found: list[checks.CheckMessage] = []
     if not hard:
@@ -102,9 +103,8 @@ def check_time_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 def retention_problems() -> list[checks.CheckMessage]:
     """What is wrong with the retention settings (the prune task refuses to run while anything is)."""
-    outbox = settings.OUTBOX
-    found = [_bad_days(key, outbox) for key in RETENTION_DAYS if not _is_days(outbox.get(key))]
-    batch = outbox.get("RETENTION_BATCH_SIZE")
+    found = [_bad_days(key) for key in RETENTION_DAYS if not _is_days(outbox_setting(key))]
+    batch = outbox_setting("RETENTION_BATCH_SIZE")
     if not (isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= MAX_BATCH_SIZE):
         found.append(
             checks.Error(
@@ -122,10 +122,9 @@ def _is_days(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_DAYS
 
 
-def _bad_days(key: str, outbox: dict) -> checks.CheckMessage:
-    value = f"is {outbox[key]!r}" if key in outbox else "is not set"
+def _bad_days(key: str) -> checks.CheckMessage:
     return checks.Error(
-        f"OUTBOX[{key!r}] {value}: it must be a number of days from 0 to {MAX_DAYS}.",
+        f"OUTBOX[{key!r}] is {outbox_setting(key)!r}: it must be a number of days from 0 to {MAX_DAYS}.",
         hint=f"Set OUTBOX_{key} to a number of days, e.g. 30 (see docs/operations.md, Retention).",
         id="outbox.E010",
     )

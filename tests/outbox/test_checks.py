@@ -9,6 +9,7 @@ from celery.schedules import crontab, schedule
 from django.core import checks
 
 from outbox.checks import check_retention, retention_problems
+from outbox.conf import DEFAULTS, outbox_setting
 from tests.support.processes import ROOT, celery_app, manage_py, process_env
 
 pytestmark = pytest.mark.django_db
@@ -59,11 +60,22 @@ def test_a_retention_age_that_is_not_a_number_of_days_is_an_error_naming_it(sett
     assert f"OUTBOX_{key}" in found[0].hint
 
 
-def test_a_retention_setting_left_out_is_an_error_too(settings):
-    settings.OUTBOX = {k: v for k, v in settings.OUTBOX.items() if k != "REPLAY_HORIZON_DAYS"}
+def test_a_retention_setting_left_out_takes_its_default(settings):
+    # given a project that leaves the replay horizon out, and sets the other retention ages badly
+    settings.OUTBOX = {
+        **{k: v for k, v in settings.OUTBOX.items() if k != "REPLAY_HORIZON_DAYS"},
+        "RETENTION_DONE_DAYS": -1,
+    }
+    # then the one left out is checked at its default (30 days), which passes
+    assert outbox_setting("REPLAY_HORIZON_DAYS") == DEFAULTS["REPLAY_HORIZON_DAYS"] == 30.0
     assert [m.msg for m in retention_problems()] == [
-        "OUTBOX['REPLAY_HORIZON_DAYS'] is not set: it must be a number of days from 0 to 36500."
+        "OUTBOX['RETENTION_DONE_DAYS'] is -1: it must be a number of days from 0 to 36500."
     ]
+
+
+def test_a_project_that_sets_no_retention_setting_passes(settings):
+    settings.OUTBOX = {}
+    assert retention_problems() == []
 
 
 @pytest.mark.parametrize("size", [0, -5, 50_001, 2.5, "5000", True])
