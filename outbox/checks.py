@@ -19,6 +19,10 @@ command, the relay process) and is enforced when a Celery worker starts.
 days a date can still be counted back by, its batch a size that stays short,
 and beat runs ``outbox.prune`` at a positive interval (a
 warning if it does not run it at all: finished work would pile up forever).
+
+A key of ``settings.OUTBOX`` that is no setting (outbox/conf.py has them all,
+with their defaults) is warned about, with the settings closest to it: a
+misspelt key would leave its setting at the default unnoticed.
 """
 
 import math
@@ -27,9 +31,10 @@ from datetime import timedelta
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.core import checks
 
-from .conf import outbox_setting
+from .conf import outbox_setting, unknown_keys
 
 RUN_TASK = "outbox.run_deliveries"
 PRUNE_TASK = "outbox.prune"
@@ -167,6 +172,26 @@ def _seconds(every: Any) -> float | None:
 @checks.register("outbox")
 def check_retention(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return retention_problems() + _prune_schedule_problems()
+
+
+def unknown_setting_problems() -> list[checks.CheckMessage]:
+    """A warning for each key of ``settings.OUTBOX`` that is no setting of the outbox (a typo, most likely)."""
+    found: list[checks.CheckMessage] = []
+    for key, near in unknown_keys(getattr(settings, "OUTBOX", {})).items():
+        meant = f" (did you mean {' or '.join(repr(k) for k in near)}?)" if near else ""
+        found.append(
+            checks.Warning(
+                f"OUTBOX[{key!r}] is no setting of the outbox, and is ignored{meant}.",
+                hint="The outbox's settings, with their defaults, are those of outbox/conf.py.",
+                id="outbox.W011",
+            )
+        )
+    return found
+
+
+@checks.register("outbox")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return unknown_setting_problems()
 
 
 def refuse_to_start_if_unsafe() -> None:

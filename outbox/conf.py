@@ -1,8 +1,9 @@
 """The outbox's settings: the ``OUTBOX`` dict of the project's settings, over these defaults.
 
 A project sets only the keys it changes; :func:`outbox_setting` reads a key,
-the project's value if it set one, else the default. A settings module
-that reads the knobs from ``OUTBOX_<KEY>`` environment variables writes
+the project's value if it set one, else the default (``manage.py check``
+warns about a key that is not one of these, outbox/checks.py). A settings
+module that reads the knobs from ``OUTBOX_<KEY>`` environment variables writes
 
     OUTBOX = from_environment(BACKOFF_BASE_SECONDS=2.0)  # the project's own defaults, if any
 

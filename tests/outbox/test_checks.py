@@ -8,7 +8,7 @@ import pytest
 from celery.schedules import crontab, schedule
 from django.core import checks
 
-from outbox.checks import check_retention, retention_problems
+from outbox.checks import check_retention, check_settings, retention_problems
 from outbox.conf import DEFAULTS, outbox_setting
 from tests.support.processes import ROOT, celery_app, manage_py, process_env
 
@@ -110,6 +110,38 @@ def test_a_beat_schedule_without_the_prune_is_warned_about(settings):
     assert [(m.id, m.level) for m in found] == [("outbox.W010", checks.WARNING)]
     assert "grow without end" in found[0].msg
     assert "outbox_prune" in found[0].hint
+
+
+# Settings: a key of OUTBOX that is none of the outbox's.
+
+
+def test_a_misspelt_setting_is_warned_about_with_the_ones_it_is_closest_to(settings):
+    # given a project whose OUTBOX misspells a key (its setting silently stays at the default)
+    settings.OUTBOX = {**settings.OUTBOX, "LEASE_SECOND": 10.0, "max_attempts": 3, "NOTHING_LIKE_IT": 1}
+    # when
+    found = check_settings()
+    # then each unknown key is named, with the known ones closest to it
+    assert [(m.id, m.level, m.msg) for m in found] == [
+        (
+            "outbox.W011",
+            checks.WARNING,
+            "OUTBOX['LEASE_SECOND'] is no setting of the outbox, and is ignored "
+            "(did you mean 'LEASE_SECONDS' or 'LEASE_CAP_SECONDS'?).",
+        ),
+        (
+            "outbox.W011",
+            checks.WARNING,
+            "OUTBOX['max_attempts'] is no setting of the outbox, and is ignored (did you mean 'MAX_ATTEMPTS'?).",
+        ),
+        ("outbox.W011", checks.WARNING, "OUTBOX['NOTHING_LIKE_IT'] is no setting of the outbox, and is ignored."),
+    ]
+    assert "outbox/conf.py" in found[0].hint
+
+
+def test_the_shipped_settings_and_none_at_all_have_no_unknown_key(settings):
+    assert check_settings() == []
+    del settings.OUTBOX
+    assert check_settings() == []
 
 
 def test_manage_py_check_names_bad_retention_settings_from_the_environment():
