@@ -19,6 +19,10 @@ command, the relay process) and is enforced when a Celery worker starts.
 days a date can still be counted back by, its batch a size that stays short,
 and beat runs ``outbox.prune`` at a positive interval (a
 warning if it does not run it at all: finished work would pile up forever).
+
+A key of ``settings.OUTBOX`` that is no setting (outbox/conf.py has them all,
+with their defaults) is warned about, with the settings closest to it: a
+misspelt key would leave its setting at the default unnoticed.
 """
 
 import math
@@ -29,6 +33,8 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core import checks
+
+from .conf import outbox_setting, unknown_keys
 
 RUN_TASK = "outbox.run_deliveries"
 PRUNE_TASK = "outbox.prune"
@@ -55,7 +61,7 @@ def soft_time_limit(task: Any, *, request: Any = None) -> float | None:
 
 
 def problems() -> list[checks.CheckMessage]:
-    lease = settings.OUTBOX["LEASE_SECONDS"]
+    lease = outbox_setting("LEASE_SECONDS")
     hard, soft = time_limits()
     found: list[checks.CheckMessage] = []
     if not hard:
@@ -102,9 +108,8 @@ def check_time_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
 
 def retention_problems() -> list[checks.CheckMessage]:
     """What is wrong with the retention settings (the prune task refuses to run while anything is)."""
-    outbox = settings.OUTBOX
-    found = [_bad_days(key, outbox) for key in RETENTION_DAYS if not _is_days(outbox.get(key))]
-    batch = outbox.get("RETENTION_BATCH_SIZE")
+    found = [_bad_days(key) for key in RETENTION_DAYS if not _is_days(outbox_setting(key))]
+    batch = outbox_setting("RETENTION_BATCH_SIZE")
     if not (isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= MAX_BATCH_SIZE):
         found.append(
             checks.Error(
@@ -122,10 +127,9 @@ def _is_days(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_DAYS
 
 
-def _bad_days(key: str, outbox: dict) -> checks.CheckMessage:
-    value = f"is {outbox[key]!r}" if key in outbox else "is not set"
+def _bad_days(key: str) -> checks.CheckMessage:
     return checks.Error(
-        f"OUTBOX[{key!r}] {value}: it must be a number of days from 0 to {MAX_DAYS}.",
+        f"OUTBOX[{key!r}] is {outbox_setting(key)!r}: it must be a number of days from 0 to {MAX_DAYS}.",
         hint=f"Set OUTBOX_{key} to a number of days, e.g. 30 (see docs/operations.md, Retention).",
         id="outbox.E010",
     )
@@ -168,6 +172,26 @@ def _seconds(every: Any) -> float | None:
 @checks.register("outbox")
 def check_retention(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return retention_problems() + _prune_schedule_problems()
+
+
+def unknown_setting_problems() -> list[checks.CheckMessage]:
+    """A warning for each key of ``settings.OUTBOX`` that is no setting of the outbox (a typo, most likely)."""
+    found: list[checks.CheckMessage] = []
+    for key, near in unknown_keys(getattr(settings, "OUTBOX", {})).items():
+        meant = f" (did you mean {' or '.join(repr(k) for k in near)}?)" if near else ""
+        found.append(
+            checks.Warning(
+                f"OUTBOX[{key!r}] is no setting of the outbox, and is ignored{meant}.",
+                hint="The outbox's settings, with their defaults, are those of outbox/conf.py.",
+                id="outbox.W011",
+            )
+        )
+    return found
+
+
+@checks.register("outbox")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return unknown_setting_problems()
 
 
 def refuse_to_start_if_unsafe() -> None:

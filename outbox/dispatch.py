@@ -17,10 +17,10 @@ from collections import defaultdict
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
 from django.db import connections, transaction
 
 from . import wakeup
+from .conf import outbox_setting
 from .models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def send(deliveries: list[Delivery], *, token: int) -> None:
     if not deliveries:
         return
     run_deliveries = current_app.tasks[RUN_DELIVERIES_TASK]
-    size = settings.OUTBOX["TASK_BATCH_SIZE"]
+    size = outbox_setting("TASK_BATCH_SIZE")
     by_handler: dict[tuple[str, str, bool], list[int]] = defaultdict(list)
     for delivery in deliveries:
         alone = bool(delivery.crashes)
@@ -74,7 +74,7 @@ def kick_relay_on_commit(using: str = "default") -> None:
 
     The kick is coalesced across every process by a flag in the database (outbox/wakeup.py).
     """
-    if not settings.OUTBOX["KICK_ON_COMMIT"]:
+    if not outbox_setting("KICK_ON_COMMIT"):
         return
     if any(entry[1] is kick_relay for entry in connections[using].run_on_commit):  # (savepoints, func, robust)
         return

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connection, connections
 
+from .conf import outbox_setting
 from .failures import UNKNOWN_TYPE, UNKNOWN_TYPE_PATTERN
 from .models import UNKNOWN_TYPE_HANDLER, Delivery, OutboxEvent
 
@@ -156,7 +156,7 @@ def insert_event_with_deliveries(
         "queues": [s.queue for s in subscriptions],
         "ordered": [s.ordered for s in subscriptions],
         "ordering_key": row.ordering_key,
-        "lease": settings.OUTBOX["LEASE_SECONDS"],
+        "lease": outbox_setting("LEASE_SECONDS"),
         "token": token,
     }
     rows = prepared(PUBLISH_SQL, params, using=using)
@@ -229,7 +229,7 @@ def fan_out(
     """
     params = {
         "batch": batch_size,
-        "lease": settings.OUTBOX["LEASE_SECONDS"],
+        "lease": outbox_setting("LEASE_SECONDS"),
         "token": token,
         "types": [s.event_type for s in subscriptions],
         "handlers": [s.name for s in subscriptions],

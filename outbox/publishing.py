@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.db import OperationalError, connections
 from django.utils import timezone
 
 from . import breaker, dispatch, metrics, personal, postgresql, telemetry
+from .conf import outbox_setting
 from .context import current_cause
 from .dispatch import kick_relay_on_commit, new_dispatch_token
 from .events import DomainEvent
@@ -84,7 +84,7 @@ def publish(
 
 
 def _append(row: OutboxEvent, using: str) -> OutboxEvent:
-    if not settings.OUTBOX["DISPATCH_ON_COMMIT"]:
+    if not outbox_setting("DISPATCH_ON_COMMIT"):
         _insert(row, using)
         kick_relay_on_commit(using)
         return row

@@ -34,7 +34,6 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
@@ -42,6 +41,7 @@ from django.utils import timezone
 
 from . import breaker, dispatch, failure_log, failures, metrics, postgresql, selectors, telemetry
 from .clock import db_now_plus
+from .conf import outbox_setting
 from .dispatch import new_dispatch_token
 from .events import registry
 from .failures import not_subscribed_error, worker_lost_error
@@ -78,7 +78,7 @@ def relay_pass(*, max_seconds: float = 5.0, sweep: bool = True) -> RelayStats:
     fan-out. The process sweeps on its poll interval instead.
     """
     total = RelayStats()
-    batch = settings.OUTBOX["RELAY_BATCH_SIZE"]
+    batch = outbox_setting("RELAY_BATCH_SIZE")
     deadline = time.monotonic() + max_seconds
     with telemetry.relaying() as span:  # the tasks it sends carry its context (Celery's instrumentation)
         while True:
@@ -155,7 +155,7 @@ def deliveries_for(event: OutboxEvent, now, token: int, blocked: set[str]) -> It
             error_pattern=failures.UNKNOWN_TYPE_PATTERN,
         )
         return
-    lease_until = now + timedelta(seconds=settings.OUTBOX["LEASE_SECONDS"])
+    lease_until = now + timedelta(seconds=outbox_setting("LEASE_SECONDS"))
     for sub in subscriptions.for_type(event.type):
         if sub.ordered or sub.name in blocked:
             key = event.ordering_key if sub.ordered else None
@@ -322,7 +322,7 @@ def _still_queued(due: list[Delivery]) -> set[int]:
 def _extend_leases(deliveries: list[Delivery]) -> None:
     """Give deliveries still waiting in their queue another lease; their message is not sent again."""
     if deliveries:
-        lease = settings.OUTBOX["LEASE_SECONDS"]
+        lease = outbox_setting("LEASE_SECONDS")
         Delivery.objects.filter(id__in=[d.id for d in deliveries]).update(due_at=db_now_plus(lease))
 
 
@@ -381,10 +381,10 @@ def _dispatch_kind(delivery: Delivery) -> str:
 
 def _lease_seconds(delivery: Delivery, kind: str) -> float:
     """A full lease; after each send whose lease ran out unstarted, twice as long, up to the cap."""
-    lease = settings.OUTBOX["LEASE_SECONDS"]
+    lease = outbox_setting("LEASE_SECONDS")
     if kind != "resend":
         return lease
-    return min(settings.OUTBOX["LEASE_CAP_SECONDS"], lease * 2 ** min(delivery.redispatches + 1, 20))
+    return min(outbox_setting("LEASE_CAP_SECONDS"), lease * 2 ** min(delivery.redispatches + 1, 20))
 
 
 def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
@@ -396,7 +396,7 @@ def _mark_lost(delivery: Delivery, token: int, *, refund: bool = False) -> None:
         status=Status.DISPATCHED,
         dispatch_token=token,
         dispatched_at=Now(),
-        due_at=db_now_plus(settings.OUTBOX["LEASE_SECONDS"]),
+        due_at=db_now_plus(outbox_setting("LEASE_SECONDS")),
         crashes=F("crashes") + 1,
         started_at=None,
         last_error=error,

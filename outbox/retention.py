@@ -1,6 +1,7 @@
 """Retention that runs itself: finished work pruned by age, in short batches, by one node at a time.
 
-What goes, by age on the database's clock (settings in ``OUTBOX``, checked at start-up by outbox/checks.py):
+What goes, by age on the database's clock (settings in ``OUTBOX``, defaults in outbox/conf.py, checked at
+start-up by outbox/checks.py):
 
 - done deliveries, ``RETENTION_DONE_DAYS`` after they finished;
 - dead letters an operator resolved (discarded), ``RETENTION_RESOLVED_DAYS`` after that;
@@ -27,12 +28,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import ExpressionWrapper, QuerySet
 
 from . import checks
 from .clock import db_now_plus
+from .conf import outbox_setting
 from .models import Delivery, DeliveryFailure, InboxEntry
 from .runner import backoff_ceiling
 from .subscriptions import Subscription, subscriptions
@@ -72,7 +73,7 @@ def retry_window(subscription: Subscription) -> timedelta:
     which only shortens them.
     """
     attempts = subscription.setting("MAX_ATTEMPTS")
-    return timedelta(seconds=attempts * settings.OUTBOX["LEASE_SECONDS"] + _backoffs(subscription, attempts - 1))
+    return timedelta(seconds=attempts * outbox_setting("LEASE_SECONDS") + _backoffs(subscription, attempts - 1))
 
 
 def _backoffs(subscription: Subscription, gaps: int) -> float:
@@ -89,7 +90,7 @@ def _backoffs(subscription: Subscription, gaps: int) -> float:
 def inbox_window() -> timedelta:
     """The least age of a prunable inbox row: the longest retry window of any subscription, plus the replay horizon."""
     longest = max((retry_window(s) for s in subscriptions.all()), default=timedelta(0))
-    return longest + timedelta(days=settings.OUTBOX["REPLAY_HORIZON_DAYS"])
+    return longest + timedelta(days=outbox_setting("REPLAY_HORIZON_DAYS"))
 
 
 def finished_work_prune(
@@ -101,19 +102,18 @@ def finished_work_prune(
     an inbox row younger than :func:`inbox_window` stays whatever it says. No batch starts after
     ``deadline`` (a ``time.monotonic()`` value). Events are never deleted.
     """
-    outbox = settings.OUTBOX
-    done_age = timedelta(days=outbox["RETENTION_DONE_DAYS"]) if older_than is None else older_than
+    done_age = timedelta(days=outbox_setting("RETENTION_DONE_DAYS")) if older_than is None else older_than
     prunable = {
         "deliveries": Delivery.objects.filter(status=Status.DONE, finished_at__lt=_ago(done_age)),
         "resolved": Delivery.objects.filter(
-            status=Status.DEAD, resolved_at__lt=_ago(timedelta(days=outbox["RETENTION_RESOLVED_DAYS"]))
+            status=Status.DEAD, resolved_at__lt=_ago(timedelta(days=outbox_setting("RETENTION_RESOLVED_DAYS")))
         ),
         "inbox": InboxEntry.objects.filter(handled_at__lt=_ago(max(done_age, inbox_window()))),
     }
     with prune_lock() as held:
         if not held:
             return PruneReport(skipped=True)
-        return _prune(prunable, batch_size or outbox["RETENTION_BATCH_SIZE"], deadline)
+        return _prune(prunable, batch_size or outbox_setting("RETENTION_BATCH_SIZE"), deadline)
 
 
 def _ago(age: timedelta) -> ExpressionWrapper:

@@ -40,7 +40,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, connections, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Value
 from django.db.models.functions import Now
@@ -49,6 +48,7 @@ from psycopg.pq import TransactionStatus
 
 from . import breaker, failure_log, failures, metrics, postgresql, telemetry
 from .clock import db_now_plus
+from .conf import outbox_setting
 from .context import Cause, caused_by
 from .dispatch import kick_relay_on_commit
 from .events import Envelope, EventDecodeError, registry
@@ -170,9 +170,9 @@ def _connection_lost() -> bool:
 
 
 def _start(delivery_ids: list[int], token: int | None) -> _Start:
-    lease = settings.OUTBOX["LEASE_SECONDS"]
+    lease = outbox_setting("LEASE_SECONDS")
     if connection.vendor == "postgresql":
-        take = max(0, settings.OUTBOX["TASK_BATCH_SIZE"] - len(delivery_ids))
+        take = max(0, outbox_setting("TASK_BATCH_SIZE") - len(delivery_ids))
         rows = postgresql.start(
             delivery_ids=delivery_ids,
             token=token,

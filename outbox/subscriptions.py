@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .conf import outbox_setting
 from .events import DomainEvent, Envelope, registry
 from .failures import Verdict, classify
 
@@ -77,7 +77,7 @@ class Subscription:
             "BREAKER_THRESHOLD": self.breaker_threshold,
             "BREAKER_COOLDOWN_SECONDS": self.breaker_cooldown,
         }[key]
-        return settings.OUTBOX[key] if value is None else value
+        return outbox_setting(key) if value is None else value
 
 
 class SubscriptionRegistry:

@@ -20,6 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
+from outbox.conf import from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -430,55 +432,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # OUTBOX
 # ------------------------------------------------------------------------------
-# The event machinery's tuning knobs; see docs/operations.md.
-OUTBOX = {
-    # Events fanned out per relay transaction.
-    "RELAY_BATCH_SIZE": env.int("OUTBOX_RELAY_BATCH_SIZE", default=500),
-    # At most this many deliveries of one handler travel in one Celery task.
-    # Measured (bench/outbox_bench.py backlog, 2 worker processes): 20 -> 1,660
-    # deliveries/s, 50 -> 2,050, 100 -> 2,420. Batches only form under load;
-    # at light load every task carries one delivery.
-    "TASK_BATCH_SIZE": env.int("OUTBOX_TASK_BATCH_SIZE", default=100),
-    # A dispatched delivery not done after this is dispatched again: if no handler
-    # started it (a lost message, workers down), without spending an attempt and
-    # after a lease twice as long each time, up to LEASE_CAP_SECONDS; if one
-    # started, its worker was lost, and that attempt is recorded as failed.
-    "LEASE_SECONDS": env.float("OUTBOX_LEASE_SECONDS", default=60.0),
-    "LEASE_CAP_SECONDS": env.float("OUTBOX_LEASE_CAP_SECONDS", default=900.0),
-    # Default retry policy; a subscription may override each.
-    "MAX_ATTEMPTS": env.int("OUTBOX_MAX_ATTEMPTS", default=8),
-    "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=0.5),
-    "BACKOFF_CAP_SECONDS": env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=600.0),
-    # Circuit breaker, per subscription (0: none): this many consecutive failures
-    # of a handler, across deliveries, open it; its deliveries then wait for the
-    # cool-down spending no attempts, and one probe delivery tests the way.
-    "BREAKER_THRESHOLD": env.int("OUTBOX_BREAKER_THRESHOLD", default=0),
-    "BREAKER_COOLDOWN_SECONDS": env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=30.0),
-    # publish creates the event's deliveries in its own transaction and sends
-    # their tasks as it commits, so no relay hop lies between a commit and its
-    # handlers (the relay remains the safety net, and releases ordered and
-    # held-back deliveries). Off: the relay fans every event out.
-    "DISPATCH_ON_COMMIT": env.bool("OUTBOX_DISPATCH_ON_COMMIT", default=True),
-    # After a commit that left work for the relay, enqueue a (coalesced) relay run.
-    "KICK_ON_COMMIT": env.bool("OUTBOX_KICK_ON_COMMIT", default=True),
-    # How often the dedicated relay process (manage.py outbox_relay) polls
-    # when no NOTIFY arrives.
-    "RELAY_POLL_SECONDS": env.float("OUTBOX_RELAY_POLL_SECONDS", default=1.0),
-    # Under load (a pass found several events) the relay process waits this long
-    # before its next pass, so that deliveries travel in fuller batches.
-    "RELAY_COALESCE_SECONDS": env.float("OUTBOX_RELAY_COALESCE_SECONDS", default=0.05),
-    # Retention (outbox/retention.py; beat prunes every OUTBOX_PRUNE_EVERY_SECONDS). Events are never pruned.
-    # Done deliveries and inbox rows go this long after they finished:
-    "RETENTION_DONE_DAYS": env.float("OUTBOX_RETENTION_DONE_DAYS", default=30.0),
-    # ...but never an inbox row younger than the longest retry window of any subscription plus this: how far
-    # back a replay may re-deliver events to a handler that had them (it skips those it finds in its inbox).
-    "REPLAY_HORIZON_DAYS": env.float("OUTBOX_REPLAY_HORIZON_DAYS", default=30.0),
-    # Dead letters an operator resolved (discarded) go this long after that; unresolved ones stay.
-    "RETENTION_RESOLVED_DAYS": env.float("OUTBOX_RETENTION_RESOLVED_DAYS", default=90.0),
-    # Rows deleted per statement and transaction: the longest batch of 5,000 took 22-102 ms here over
-    # 100,000 rows of each kind, under the 250 ms bound the test asserts (docs/operations.md, Retention).
-    "RETENTION_BATCH_SIZE": env.int("OUTBOX_RETENTION_BATCH_SIZE", default=5000),
-}
+# The event machinery's tuning knobs, each read from its OUTBOX_<KEY> variable (OUTBOX_LEASE_SECONDS...).
+# What each means, and its default, is in outbox/conf.py (DEFAULTS); tuning them, docs/operations.md.
+# The shop keeps the outbox's defaults: a knob it wants otherwise goes here, e.g. from_environment(MAX_ATTEMPTS=5).
+OUTBOX = from_environment()
 
 # INVENTORY
 # ------------------------------------------------------------------------------

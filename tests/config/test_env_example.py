@@ -3,12 +3,16 @@
 The reads are found in the code (config/ and outbox/) by their calls:
 django-environ's ``env(...)`` and ``env.<cast>(...)``, the URL readers of
 config/settings/base.py (``database_url("DATABASE_URL")``...), and
-``os.environ`` / ``os.getenv``. A setting added without its line here fails this test.
+``os.environ`` / ``os.getenv``; and the outbox's knobs, which
+``outbox.conf.from_environment`` reads in a loop, one ``OUTBOX_<KEY>`` per key
+of its ``DEFAULTS``. A setting added without its line here fails this test.
 """
 
 import ast
 import re
 from pathlib import Path
+
+from outbox.conf import DEFAULTS, ENVIRONMENT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("config", "outbox")
@@ -63,6 +67,8 @@ def variables_read() -> dict[str, str]:
                     name = node.slice.value
                 if name:
                     found.setdefault(name, f"{path.relative_to(ROOT)}:{node.lineno}")
+    for key in DEFAULTS:  # read by name in from_environment's loop, not by a constant
+        found.setdefault(ENVIRONMENT_PREFIX + key, "outbox/conf.py (from_environment)")
     return found
 
 

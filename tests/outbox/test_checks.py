@@ -8,7 +8,8 @@ import pytest
 from celery.schedules import crontab, schedule
 from django.core import checks
 
-from outbox.checks import check_retention, retention_problems
+from outbox.checks import check_retention, check_settings, retention_problems
+from outbox.conf import DEFAULTS, outbox_setting
 from tests.support.processes import ROOT, celery_app, manage_py, process_env
 
 pytestmark = pytest.mark.django_db
@@ -59,11 +60,22 @@ def test_a_retention_age_that_is_not_a_number_of_days_is_an_error_naming_it(sett
     assert f"OUTBOX_{key}" in found[0].hint
 
 
-def test_a_retention_setting_left_out_is_an_error_too(settings):
-    settings.OUTBOX = {k: v for k, v in settings.OUTBOX.items() if k != "REPLAY_HORIZON_DAYS"}
+def test_a_retention_setting_left_out_takes_its_default(settings):
+    # given a project that leaves the replay horizon out, and sets the other retention ages badly
+    settings.OUTBOX = {
+        **{k: v for k, v in settings.OUTBOX.items() if k != "REPLAY_HORIZON_DAYS"},
+        "RETENTION_DONE_DAYS": -1,
+    }
+    # then the one left out is checked at its default (30 days), which passes
+    assert outbox_setting("REPLAY_HORIZON_DAYS") == DEFAULTS["REPLAY_HORIZON_DAYS"] == 30.0
     assert [m.msg for m in retention_problems()] == [
-        "OUTBOX['REPLAY_HORIZON_DAYS'] is not set: it must be a number of days from 0 to 36500."
+        "OUTBOX['RETENTION_DONE_DAYS'] is -1: it must be a number of days from 0 to 36500."
     ]
+
+
+def test_a_project_that_sets_no_retention_setting_passes(settings):
+    settings.OUTBOX = {}
+    assert retention_problems() == []
 
 
 @pytest.mark.parametrize("size", [0, -5, 50_001, 2.5, "5000", True])
@@ -98,6 +110,38 @@ def test_a_beat_schedule_without_the_prune_is_warned_about(settings):
     assert [(m.id, m.level) for m in found] == [("outbox.W010", checks.WARNING)]
     assert "grow without end" in found[0].msg
     assert "outbox_prune" in found[0].hint
+
+
+# Settings: a key of OUTBOX that is none of the outbox's.
+
+
+def test_a_misspelt_setting_is_warned_about_with_the_ones_it_is_closest_to(settings):
+    # given a project whose OUTBOX misspells a key (its setting silently stays at the default)
+    settings.OUTBOX = {**settings.OUTBOX, "LEASE_SECOND": 10.0, "max_attempts": 3, "NOTHING_LIKE_IT": 1}
+    # when
+    found = check_settings()
+    # then each unknown key is named, with the known ones closest to it
+    assert [(m.id, m.level, m.msg) for m in found] == [
+        (
+            "outbox.W011",
+            checks.WARNING,
+            "OUTBOX['LEASE_SECOND'] is no setting of the outbox, and is ignored "
+            "(did you mean 'LEASE_SECONDS' or 'LEASE_CAP_SECONDS'?).",
+        ),
+        (
+            "outbox.W011",
+            checks.WARNING,
+            "OUTBOX['max_attempts'] is no setting of the outbox, and is ignored (did you mean 'MAX_ATTEMPTS'?).",
+        ),
+        ("outbox.W011", checks.WARNING, "OUTBOX['NOTHING_LIKE_IT'] is no setting of the outbox, and is ignored."),
+    ]
+    assert "outbox/conf.py" in found[0].hint
+
+
+def test_the_shipped_settings_and_none_at_all_have_no_unknown_key(settings):
+    assert check_settings() == []
+    del settings.OUTBOX
+    assert check_settings() == []
 
 
 def test_manage_py_check_names_bad_retention_settings_from_the_environment():

@@ -1,10 +1,10 @@
 import math
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from outbox.checks import MAX_DAYS
+from outbox.conf import outbox_setting
 from outbox.retention import finished_work_prune
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--days", type=float, default=settings.OUTBOX["RETENTION_DONE_DAYS"])
+        parser.add_argument("--days", type=float, default=outbox_setting("RETENTION_DONE_DAYS"))
 
     def handle(self, *args, days: float, **options) -> None:
         if not (math.isfinite(days) and 0 <= days <= MAX_DAYS):

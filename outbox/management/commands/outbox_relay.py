@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connection
 from django.dispatch import Signal
 
+from outbox.conf import outbox_setting
 from outbox.relay import relay_pass
 
 CHANNEL = "outbox_event"
@@ -39,7 +40,7 @@ class Command(BaseCommand):
     help = "Relay outbox events continuously (LISTEN/NOTIFY on PostgreSQL, polling elsewhere)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--poll-seconds", type=float, default=settings.OUTBOX["RELAY_POLL_SECONDS"])
+        parser.add_argument("--poll-seconds", type=float, default=outbox_setting("RELAY_POLL_SECONDS"))
         parser.add_argument("--once", action="store_true", help="Run one relay pass and exit.")
 
     def handle(self, *args, poll_seconds: float, once: bool, **options) -> None:
@@ -68,7 +69,7 @@ class Command(BaseCommand):
                     last_sweep = time.monotonic()
                 if relayed >= COALESCE_FROM:
                     # Busy: let the next events gather, so they travel in fewer, fuller tasks.
-                    stop.wait(settings.OUTBOX["RELAY_COALESCE_SECONDS"])
+                    stop.wait(outbox_setting("RELAY_COALESCE_SECONDS"))
                 if listens and listener is None:
                     listener = _listen()
                 listener, woken_for = _wait(listener, poll_seconds, stop)

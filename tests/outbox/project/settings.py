@@ -11,6 +11,8 @@ import environ
 from celery.schedules import schedule
 from kombu import Queue
 
+from outbox.conf import from_environment
+
 env = environ.Env()
 
 SECRET_KEY = "outbox-test-only-secret-key-not-for-deployment"
@@ -106,25 +108,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-OUTBOX = {
-    "RELAY_BATCH_SIZE": env.int("OUTBOX_RELAY_BATCH_SIZE", default=500),
-    "TASK_BATCH_SIZE": env.int("OUTBOX_TASK_BATCH_SIZE", default=100),
-    "LEASE_SECONDS": env.float("OUTBOX_LEASE_SECONDS", default=60.0),
-    "LEASE_CAP_SECONDS": env.float("OUTBOX_LEASE_CAP_SECONDS", default=900.0),
-    "MAX_ATTEMPTS": env.int("OUTBOX_MAX_ATTEMPTS", default=8),
-    "BACKOFF_BASE_SECONDS": env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2.0),
-    "BACKOFF_CAP_SECONDS": env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=600.0),
-    "BREAKER_THRESHOLD": env.int("OUTBOX_BREAKER_THRESHOLD", default=0),
-    "BREAKER_COOLDOWN_SECONDS": env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=30.0),
-    "DISPATCH_ON_COMMIT": env.bool("OUTBOX_DISPATCH_ON_COMMIT", default=True),
-    "KICK_ON_COMMIT": env.bool("OUTBOX_KICK_ON_COMMIT", default=True),
-    "RELAY_POLL_SECONDS": env.float("OUTBOX_RELAY_POLL_SECONDS", default=1.0),
-    "RELAY_COALESCE_SECONDS": env.float("OUTBOX_RELAY_COALESCE_SECONDS", default=0.05),
-    "RETENTION_DONE_DAYS": env.float("OUTBOX_RETENTION_DONE_DAYS", default=30.0),
-    "REPLAY_HORIZON_DAYS": env.float("OUTBOX_REPLAY_HORIZON_DAYS", default=30.0),
-    "RETENTION_RESOLVED_DAYS": env.float("OUTBOX_RETENTION_RESOLVED_DAYS", default=90.0),
-    "RETENTION_BATCH_SIZE": env.int("OUTBOX_RETENTION_BATCH_SIZE", default=5000),
-}
+# Every knob from its OUTBOX_* variable, the outbox's defaults (outbox/conf.py) but for a longer first backoff.
+OUTBOX = from_environment(BACKOFF_BASE_SECONDS=2.0)
 # Tests run workers with leases of a few seconds; the time limits follow (soft < hard < lease).
 CELERY_TASK_TIME_LIMIT = env.float("CELERY_TASK_TIME_LIMIT", default=0.8 * OUTBOX["LEASE_SECONDS"])
 CELERY_TASK_SOFT_TIME_LIMIT = env.float("CELERY_TASK_SOFT_TIME_LIMIT", default=0.6 * OUTBOX["LEASE_SECONDS"])
