@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format bench screenshots clean-var lock upgrade python-check port-check install install-dev
+.PHONY: run test lint format bench clean-var lock upgrade python-check port-check install install-dev
 
 python-check:
 	@if [ ! -x "$(BIN)/python" ]; then \
@@ -111,10 +111,6 @@ test: $(VENV)/.requirements-dev
 	@# the floor (fail_under) holds for the whole suite, not for a run narrowed with PYTEST_ARGS.
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report $(if $(PYTEST_ARGS),--fail-under=0)
-
-## screenshots: retake the README's pictures (docs/images/) with the browser tests
-screenshots: $(VENV)/.requirements-dev
-	README_SCREENSHOTS=1 $(BIN)/pytest tests/e2e -m browser $(PYTEST_ARGS)
 
 ## bench: the benchmark suite against its plain-Celery floor, medians of 3 runs (docs/benchmarks.md)
 bench: $(VENV)/.requirements-dev

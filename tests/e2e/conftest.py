@@ -11,10 +11,9 @@ under ``test-artifacts/`` (``--screenshot only-on-failure --tracing
 retain-on-failure --output test-artifacts`` in pyproject's addopts; open a
 trace with ``playwright show-trace``).
 
-The tests also take the README's screenshots (:func:`readme_screenshot`)
-every time they run: into ``test-artifacts/readme/``, or, with
-``README_SCREENSHOTS=1`` (``make screenshots``), over ``docs/images/``, so
-retaking the pictures is a choice and a test run leaves git clean.
+The tests also take the README's screenshots (:func:`readme_screenshot`,
+``docs/images/``) every time they run, so the pictures are always of the
+current pages.
 
 The server lives for the session. Django's flush between transactional
 tests recreates content types under new ids, which the server's
@@ -36,7 +35,7 @@ from tests.support.web import WebServer, start_web
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = ROOT / "test-artifacts"
-README_IMAGES = ROOT / "docs" / "images" if os.environ.get("README_SCREENSHOTS") == "1" else ARTIFACTS / "readme"
+README_IMAGES = ROOT / "docs" / "images"
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -116,7 +115,7 @@ def screenshot(request: pytest.FixtureRequest):
 
 
 def readme_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
-    """The README's picture ``<name>.png`` (in README_IMAGES), of the page as it is now."""
+    """The README's picture ``docs/images/<name>.png``, of the page as it is now."""
     README_IMAGES.mkdir(parents=True, exist_ok=True)
     path = README_IMAGES / f"{name}.png"
     page.evaluate("window.scrollTo(0, 0)")  # a window-sized picture is of the page's top
